@@ -65,8 +65,9 @@ def read_json(path: str | os.PathLike[str]) -> Any:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as err:
-        raise ValueError(f"{path}: not valid JSON ({err.msg} at line {err.lineno}); "
-                         "delete or restore the file") from None
+        raise ValueError(
+            f"{path}: not valid JSON ({err.msg} at line {err.lineno}); delete or restore the file"
+        ) from None
 
 
 def _json_default(obj: Any) -> Any:

@@ -2,7 +2,7 @@
 
 Precedence is defaults < YAML file < command-line overrides. The merge is strict: a key that is not a field
 is an error naming the dotted path and the file, and so is a value of the wrong type. Each component owns its
-own `...Config` dataclass (with a one-line doc per field as a `metadata={"doc": ...}` entry); a tree of them is
+own `...Config` dataclass (a one-line doc per field in `metadata={"doc": ...}`); a tree of them is
 just a dataclass whose fields are dataclasses.
 
     >>> cfg = load_config(TrainConfig, "run.yaml", ["optimizer.lr=3e-4", "model.width=128"])
@@ -64,6 +64,12 @@ def parse_override(text: str) -> tuple[str, Any]:
         value = yaml.safe_load(raw) if raw.strip() else ""
     except yaml.YAMLError:
         value = raw
+    if isinstance(value, str):
+        # YAML 1.1 reads "3e-4" as a string; a number is what anyone typing it means.
+        try:
+            value = float(value) if any(c in value.lower() for c in ".e") else int(value)
+        except ValueError:
+            pass
     return key, value
 
 
@@ -80,8 +86,7 @@ def set_dotted(tree: dict[str, Any], key: str, value: Any) -> None:
     node[parts[-1]] = value
 
 
-def from_dict(cls: type[T], data: dict[str, Any] | None, *, source: str = "<config>",
-              prefix: str = "") -> T:
+def from_dict(cls: type[T], data: dict[str, Any] | None, *, source: str = "<config>", prefix: str = "") -> T:
     """Build dataclass `cls` from a mapping, strictly: unknown keys and wrong types raise `ConfigError`."""
     data = {} if data is None else data
     if not isinstance(data, dict):
@@ -92,8 +97,7 @@ def from_dict(cls: type[T], data: dict[str, Any] | None, *, source: str = "<conf
     if unknown:
         known = ", ".join(sorted(fields))
         raise ConfigError(f"{source}: unknown key '{prefix}{unknown[0]}' (known here: {known})")
-    kwargs = {name: _coerce(hints[name], value, source, f"{prefix}{name}")
-              for name, value in data.items()}
+    kwargs = {name: _coerce(hints[name], value, source, f"{prefix}{name}") for name, value in data.items()}
     try:
         obj = cls(**kwargs)
     except (TypeError, ValueError) as err:
@@ -103,8 +107,13 @@ def from_dict(cls: type[T], data: dict[str, Any] | None, *, source: str = "<conf
     return obj
 
 
-def load_config(cls: type[T], path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = (),
-                *, base: dict[str, Any] | None = None) -> T:
+def load_config(
+    cls: type[T],
+    path: str | Path | None = None,
+    overrides: list[str] | tuple[str, ...] = (),
+    *,
+    base: dict[str, Any] | None = None,
+) -> T:
     """Defaults < `base` mapping < YAML file < overrides, merged strictly into `cls`."""
     tree: dict[str, Any] = _deep_merge({}, base or {})
     source = "<defaults>"
@@ -206,7 +215,8 @@ def _coerce(tp: Any, value: Any, source: str, key: str) -> Any:
         if origin is tuple and args and args[-1] is not Ellipsis:
             if len(args) != len(value):
                 raise ConfigError(f"{source}: {key}: expected {len(args)} values, got {len(value)}")
-            return tuple(_coerce(a, v, source, f"{key}[{i}]") for i, (a, v) in enumerate(zip(args, value)))
+            pairs = enumerate(zip(args, value, strict=True))
+            return tuple(_coerce(a, v, source, f"{key}[{i}]") for i, (a, v) in pairs)
         item = args[0] if args else Any
         items = [_coerce(item, v, source, f"{key}[{i}]") for i, v in enumerate(value)]
         return tuple(items) if origin is tuple else items

@@ -1,0 +1,33 @@
+"""Atomic writes leave the old file or the new one, never a half file or a stray temporary."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from scaling import atomic
+
+
+def test_write_json_atomic_replaces_and_leaves_no_temporaries(tmp_path: Path) -> None:
+    target = tmp_path / "sub" / "status.json"
+    atomic.write_json_atomic(target, {"state": "running"})
+    atomic.write_json_atomic(target, {"state": "completed", "step": 3})
+    assert atomic.read_json(target) == {"state": "completed", "step": 3}
+    assert sorted(p.name for p in target.parent.iterdir()) == ["status.json"]
+
+
+def test_failed_write_keeps_previous_content(tmp_path: Path) -> None:
+    target = tmp_path / "summary.json"
+    atomic.write_json_atomic(target, {"ok": 1})
+    with pytest.raises(TypeError):
+        atomic.write_json_atomic(target, {"bad": object()})
+    assert atomic.read_json(target) == {"ok": 1}
+    assert [p.name for p in tmp_path.iterdir()] == ["summary.json"]
+
+
+def test_read_json_names_the_corrupt_file(tmp_path: Path) -> None:
+    target = tmp_path / "status.json"
+    target.write_text('{"state": "runn')
+    with pytest.raises(ValueError, match="status.json: not valid JSON"):
+        atomic.read_json(target)
