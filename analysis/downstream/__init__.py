@@ -1,0 +1,7 @@
+"""Frozen-backbone downstream evaluation: adapters for track finding, particle ID and noise tagging, their
+metrics, a feature cache per (checkpoint, split), the `python -m analysis.downstream` run entry point and the
+report sections (FM4NPP Section 5: Figure 5, Tables 5-6).
+
+Submodules: `metrics` (pure numpy), `adapters` and `matching` (torch), `features`, `train`, `report`,
+`display`.
+"""
