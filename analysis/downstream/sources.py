@@ -1,0 +1,131 @@
+"""Where point features come from: a frozen pretrained backbone, or the raw normalised inputs (AdapterOnly).
+
+Both return, per event, features [n, d] in the event's original point order. The backbone sees the points in
+its training serialisation order (FM4NPP: hierarchical raster scan), so its output is scattered back with the
+inverse permutation; `tests/unit/test_downstream_features.py` and the integration test check this.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from analysis.downstream.features import hash_key, unpermute
+from scaling.data.schema import Event
+
+log = logging.getLogger(__name__)
+
+
+class RawSource:
+    """The model's input columns [e_std, r01, phi01, eta01], normalised with the dataset statistics."""
+
+    width = 4
+
+    def __init__(self, stats: dict[str, Any]) -> None:
+        from scaling.inputs.coordinates import Normalizer
+
+        self.normalizer = Normalizer.from_stats(stats)
+        self.key = "raw-" + hash_key(json.dumps(stats, sort_keys=True, default=str))
+
+    def extract(self, events: list[Event]) -> list[np.ndarray]:
+        return [np.asarray(self.normalizer.features(ev.points), dtype=np.float32) for ev in events]
+
+
+def checkpoint_folder(path: str | Path, step: int | None) -> Path:
+    """The step folder a run directory (or a step folder itself) resolves to, as the trainer lays them out."""
+    p = Path(path).resolve()
+    ckpts = p / "checkpoints"
+    if ckpts.is_dir():
+        if step is not None:
+            return ckpts / f"step-{step:08d}"
+        latest = ckpts / "latest"
+        if not latest.is_file():
+            raise ValueError(f"{ckpts}: no 'latest' pointer; pass step= or finish the run")
+        return ckpts / latest.read_text().strip()
+    return p
+
+
+def checkpoint_key(path: str | Path, step: int | None) -> str:
+    """Cache key of a checkpoint: its resolved folder plus the size and time of every file in it."""
+    folder = checkpoint_folder(path, step)
+    if not folder.is_dir():
+        raise ValueError(f"{folder}: checkpoint folder not found; check the backbone path and step")
+    files = sorted(f for f in folder.rglob("*") if f.is_file())
+    stamp = [(f.name, f.stat().st_size, int(f.stat().st_mtime)) for f in files]
+    return "bb-" + hash_key(folder, stamp)
+
+
+def _serialization_order(train_cfg: Any) -> str:
+    ser = getattr(train_cfg, "serialization", "raster")
+    return ser if isinstance(ser, str) else str(getattr(ser, "order", "raster"))
+
+
+class BackboneSource:
+    """Features of a frozen pretrained backbone (after its final norm, before the pretraining head)."""
+
+    def __init__(self, model: torch.nn.Module, train_cfg: Any, stats: dict[str, Any], key: str) -> None:
+        from scaling.inputs.coordinates import Normalizer
+
+        self.model = model.eval().requires_grad_(False)
+        self.train_cfg = train_cfg
+        self.stats = stats
+        self.order = _serialization_order(train_cfg)
+        self.normalizer = Normalizer.from_stats(stats)
+        self.width = int(train_cfg.model.width)
+        self.key = key
+
+    @classmethod
+    def load(
+        cls,
+        path: str | Path,
+        step: int | None,
+        stats: dict[str, Any],
+        *,
+        expect_width: int | None = None,
+        expect_objective: str | None = None,
+    ) -> BackboneSource:
+        """Load a checkpoint without DeepSpeed; a width or objective other than expected is an error."""
+        from scaling.train.checkpoint import load_frozen_model
+
+        key = checkpoint_key(path, step)
+        model, train_cfg = load_frozen_model(path, step=step)
+        width = int(train_cfg.model.width)
+        if expect_width is not None and width != expect_width:
+            raise ValueError(
+                f"{path}: backbone width is {width}, the downstream config expects {expect_width}; "
+                "point backbone= at the right checkpoint or fix expect_width"
+            )
+        objective = str(getattr(getattr(train_cfg, "objective", None), "name", ""))
+        if expect_objective is not None and objective != expect_objective:
+            raise ValueError(
+                f"{path}: backbone was pretrained with objective {objective!r}, the downstream config "
+                f"expects {expect_objective!r}; point backbone= at the right checkpoint"
+            )
+        return cls(model, train_cfg, stats, key)
+
+    @torch.no_grad()
+    def extract(self, events: list[Event]) -> list[np.ndarray]:
+        from scaling.inputs.serialization import serialize
+
+        feats, perms = [], []
+        for ev in events:
+            f = np.asarray(self.normalizer.features(ev.points), dtype=np.float32)  # (n, 4)
+            perm = np.asarray(serialize(f, self.order, self.stats), dtype=np.int64)  # (n,)
+            feats.append(f[perm])
+            perms.append(perm)
+        lengths = [len(p) for p in perms]
+        # Pack the events along one sequence; seq_idx keeps the state-space scan from crossing events.
+        x = torch.from_numpy(np.concatenate(feats))[None]  # [1, T, 4]
+        seq_idx = torch.repeat_interleave(
+            torch.arange(len(events), dtype=torch.int32), torch.tensor(lengths)
+        )[None]  # [1, T]
+        h = self.model.backbone_features(x, seq_idx)[0].float().numpy()  # [T, width]
+        bounds = np.cumsum([0, *lengths])
+        return [
+            unpermute(h[bounds[i] : bounds[i + 1]], perms[i]) for i in range(len(events))
+        ]  # each (n_i, width), original point order

@@ -1,0 +1,222 @@
+"""One downstream run: train an adapter on cached frozen features of a label budget, score it on a test split.
+
+    >>> cfg = load_config(DownstreamConfig, "run.yaml", ["task=pid", "n_train_events=1000"])
+    >>> metrics = run_downstream(cfg, Path("runs/downstream/pid-m3-1000-s0"))
+
+The run directory receives `config.yaml` (resolved), `status.json`, `metrics.json` (task metrics, training
+throughput, metric time) and `predictions.h5` (points, truth and prediction of the first few test events, for
+the event display). Training reads only adapter parameters: the backbone ran once, under `torch.no_grad`, when
+the features were extracted, so no gradient can reach it.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from analysis.downstream.adapters import (
+    AdapterConfig,
+    assign_tracks,
+    build_adapter,
+    class_weights,
+    classification_loss,
+)
+from analysis.downstream.features import LabelledSplit
+from analysis.downstream.matching import SetLossWeights, event_set_loss, track_targets
+from analysis.downstream.metrics import classification_metrics, tracking_metrics
+from scaling.config import doc
+from scaling.data.schema import PID_NAMES
+
+log = logging.getLogger(__name__)
+ADAPTER_ONLY = "adapter_only"
+
+
+@dataclass(kw_only=True)
+class OptimConfig:
+    """Adapter optimisation (AdamW, cosine decay to 10 % of the peak after a short linear warm-up)."""
+
+    lr: float = doc("peak learning rate", default=1e-3)
+    weight_decay: float = doc("AdamW weight decay", default=0.01)
+    steps: int = doc("optimizer steps (each one batch of events)", default=300)
+    warmup_steps: int = doc("linear warm-up steps", default=20)
+    batch_events: int = doc("events per batch", default=8)
+    grad_clip: float = doc("gradient-norm clip", default=1.0)
+
+    def __post_init__(self) -> None:
+        if self.steps < 1 or self.batch_events < 1 or self.lr <= 0:
+            raise ValueError("optim.steps, optim.batch_events and optim.lr must be positive")
+
+
+@dataclass(kw_only=True)
+class DownstreamConfig:
+    """A downstream run: backbone x task x label budget x seed."""
+
+    backbone: str = doc("training run dir or checkpoint step folder, or 'adapter_only'", default=ADAPTER_ONLY)
+    step: int | None = doc("checkpoint step (default: the latest complete one)", default=None)
+    stem_width: int = doc("AdapterOnly: width of the learnable linear stem on raw inputs", default=64)
+    expect_width: int | None = doc("fail unless the backbone has this width (sweep safety)", default=None)
+    expect_objective: str | None = doc("fail unless the backbone was pretrained with it", default=None)
+    dataset: str = doc("dataset folder (manifest.json + labelled splits)", default="")
+    train_split: str = doc("split the labelled training events come from", default="train")
+    eval_split: str = doc("split scored at the end", default="test")
+    task: str = doc("'pid' (5 classes), 'noise' (2 classes) or 'tracking'", default="pid")
+    n_train_events: int = doc("label budget: the first N events of the training split", default=100)
+    n_eval_events: int = doc("test events scored", default=200)
+    seed: int = doc("seed of adapter initialisation and batch order", default=0)
+    eval_min_points: int = doc("tracking: true tracks with fewer points are excluded (counted)", default=3)
+    tracking_selection: str = doc(
+        "tracking: 'none' or 'sphenix' (>=20 points, pT>1 GeV, |eta|<1.1)", default="none"
+    )
+    n_display_events: int = doc("test events whose predictions are saved for the event display", default=4)
+    cache_dir: str = doc("feature cache folder ('' = no cache)", default="runs/feature-cache")
+    adapter: AdapterConfig = doc("adapter shape and loss", default_factory=AdapterConfig)
+    optim: OptimConfig = doc("adapter optimisation", default_factory=OptimConfig)
+    set_loss: dict[str, float] = doc(
+        "tracking loss weights: cls, focal, dice, no_object", default_factory=dict
+    )
+
+    def __post_init__(self) -> None:
+        if self.task not in ("pid", "noise", "tracking"):
+            raise ValueError(f"task must be pid, noise or tracking, got {self.task!r}")
+        if self.n_train_events < 1 or self.n_eval_events < 1:
+            raise ValueError("n_train_events and n_eval_events must be >= 1")
+        unknown = set(self.set_loss) - {"cls", "focal", "dice", "no_object"}
+        if unknown:
+            raise ValueError(f"set_loss: unknown weight {sorted(unknown)[0]!r} (cls, focal, dice, no_object)")
+
+
+@dataclass
+class Batch:
+    x: torch.Tensor  # [B, L, d]
+    valid: torch.Tensor  # [B, L] bool
+    labels: torch.Tensor  # [B, L] int64 (-100 on padding)
+    track_ids: list[np.ndarray] = field(default_factory=list)
+
+
+def make_batch(data: LabelledSplit, idx: list[int], task: str) -> Batch:
+    """Pad events `idx` of `data` into one batch; labels for `task` (tracking keeps raw track ids)."""
+    lengths = [data.features[i].shape[0] for i in idx]
+    width = data.features[idx[0]].shape[1]
+    x = torch.zeros(len(idx), max(lengths), width)
+    labels = torch.full((len(idx), max(lengths)), -100, dtype=torch.int64)
+    valid = torch.zeros(len(idx), max(lengths), dtype=torch.bool)
+    for row, i in enumerate(idx):
+        n = lengths[row]
+        x[row, :n] = torch.from_numpy(np.asarray(data.features[i], dtype=np.float32))
+        valid[row, :n] = True
+        if task != "tracking":
+            labels[row, :n] = torch.from_numpy(np.asarray(getattr(data, task)[i], dtype=np.int64))
+    tracks = [np.asarray(data.track_id[i]) for i in idx] if task == "tracking" else []
+    return Batch(x, valid, labels, tracks)
+
+
+def _lr_at(step: int, cfg: OptimConfig) -> float:
+    """Linear warm-up, then cosine from 1 to 0.1 (a fraction of the peak)."""
+    if step < cfg.warmup_steps:
+        return (step + 1) / cfg.warmup_steps
+    frac = (step - cfg.warmup_steps) / max(cfg.steps - cfg.warmup_steps, 1)
+    return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(frac, 1.0)))
+
+
+def batch_loss(
+    model: torch.nn.Module, batch: Batch, cfg: DownstreamConfig, weights: torch.Tensor | None
+) -> torch.Tensor:
+    """Mean loss of a batch: point classification, or the set loss summed over all decoder layers."""
+    if cfg.task != "tracking":
+        logits = model(batch.x, batch.valid)  # [B, L, C]
+        return classification_loss(logits[batch.valid], batch.labels[batch.valid], cfg.adapter, weights)
+    w = SetLossWeights(**cfg.set_loss)
+    outs = model(batch.x, batch.valid)  # list of (class [B, N], mask [B, N, L])
+    total = batch.x.new_zeros(())
+    for b, tid in enumerate(batch.track_ids):
+        n = tid.shape[0]
+        targets = track_targets(tid, cfg.adapter.min_track_points)  # [T, n]
+        for cls, mask in outs:  # auxiliary losses at every decoder layer
+            total = total + event_set_loss(cls[b], mask[b, :, :n], targets, w)[0]
+    return total / len(batch.track_ids)
+
+
+def train_adapter(model: torch.nn.Module, data: LabelledSplit, cfg: DownstreamConfig) -> dict[str, Any]:
+    """Train `model` on `data`; returns loss curve ends and throughput (events/s, without feature time)."""
+    gen = torch.Generator().manual_seed(cfg.seed)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: _lr_at(s, cfg.optim))
+    weights = None
+    if cfg.task != "tracking" and cfg.adapter.loss != "ce":
+        labels = torch.from_numpy(np.concatenate(getattr(data, cfg.task)).astype(np.int64))
+        weights = class_weights(labels, 5 if cfg.task == "pid" else 2)
+    order: list[int] = []
+    losses: list[float] = []
+    model.train()
+    t0 = time.perf_counter()
+    for _ in range(cfg.optim.steps):
+        if len(order) < cfg.optim.batch_events:
+            order += torch.randperm(len(data), generator=gen).tolist()
+        idx, order = order[: cfg.optim.batch_events], order[cfg.optim.batch_events :]
+        loss = batch_loss(model, make_batch(data, idx, cfg.task), cfg, weights)
+        if not torch.isfinite(loss):
+            raise RuntimeError(f"adapter loss became {loss.item()} at step {len(losses)}; lower optim.lr")
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip)
+        opt.step()
+        sched.step()
+        losses.append(float(loss))
+    wall = time.perf_counter() - t0
+    events = cfg.optim.steps * cfg.optim.batch_events
+    return {
+        "steps": cfg.optim.steps,
+        "events_seen": events,
+        "wall_s": wall,
+        "events_per_s": events / wall,
+        "loss_first": float(np.mean(losses[:10])),
+        "loss_last": float(np.mean(losses[-10:])),
+    }
+
+
+@torch.no_grad()
+def predict(model: torch.nn.Module, data: LabelledSplit, cfg: DownstreamConfig) -> list[np.ndarray]:
+    """Per-event predictions in original point order: class per point, or track (query index) per point."""
+    model.eval()
+    preds: list[np.ndarray] = []
+    for start in range(0, len(data), cfg.optim.batch_events):
+        idx = list(range(start, min(start + cfg.optim.batch_events, len(data))))
+        batch = make_batch(data, idx, cfg.task)
+        out = model(batch.x, batch.valid)
+        p = assign_tracks(*out[-1]) if cfg.task == "tracking" else out.argmax(-1)  # [B, L]
+        preds += [p[row, : data.features[i].shape[0]].numpy() for row, i in enumerate(idx)]
+    return preds
+
+
+def score(preds: list[np.ndarray], data: LabelledSplit, cfg: DownstreamConfig) -> dict[str, Any]:
+    """Task metrics over all scored events, plus the metric time per 1000 events."""
+    t0 = time.perf_counter()
+    pred = np.concatenate(preds)
+    if cfg.task == "tracking":
+        lengths = [len(t) for t in data.track_id]
+        event = np.repeat(np.asarray(data.event_ids), lengths)
+        truth = {}
+        if data.pt is not None and data.eta is not None:
+            truth = {"pt": np.concatenate(data.pt), "eta": np.concatenate(data.eta)}
+        m = tracking_metrics(
+            event, np.concatenate(data.track_id), pred, min_points=cfg.eval_min_points,
+            selection=cfg.tracking_selection, **truth,
+        )  # fmt: skip
+    else:
+        names = PID_NAMES if cfg.task == "pid" else ("signal", "noise")
+        m = classification_metrics(np.concatenate(getattr(data, cfg.task)), pred, class_names=names)
+    m["metric_s_per_1000_events"] = (time.perf_counter() - t0) * 1000.0 / max(len(data), 1)
+    return m
+
+
+def build_run_model(cfg: DownstreamConfig, d_in: int) -> torch.nn.Module:
+    """The adapter for this run: on backbone features, or AdapterOnly with its linear stem on raw inputs."""
+    torch.manual_seed(cfg.seed)
+    stem = cfg.stem_width if cfg.backbone == ADAPTER_ONLY else None
+    return build_adapter(cfg.task, d_in, cfg.adapter, raw_stem_width=stem)
