@@ -167,7 +167,7 @@ def train_adapter(model: torch.nn.Module, data: LabelledSplit, cfg: DownstreamCo
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip)
         opt.step()
         sched.step()
-        losses.append(float(loss))
+        losses.append(float(loss.detach()))
     wall = time.perf_counter() - t0
     events = cfg.optim.steps * cfg.optim.batch_events
     return {

@@ -1,0 +1,110 @@
+"""Adapter training loop, prediction and scoring on small in-memory labelled splits."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from analysis.downstream.adapters import AdapterConfig
+from analysis.downstream.features import LabelledSplit
+from analysis.downstream.run import check_budget, check_labels, split_size
+from analysis.downstream.train import (
+    DownstreamConfig,
+    OptimConfig,
+    build_run_model,
+    make_batch,
+    predict,
+    score,
+    train_adapter,
+)
+
+torch.set_num_threads(1)
+
+
+def _split(n_events: int, seed: int, width: int = 6, empty_event: bool = False) -> LabelledSplit:
+    """Points whose features reveal their class (pid, noise) and their track (a per-track offset)."""
+    rng = np.random.default_rng(seed)
+    feats, tids, pids, noises, pts = [], [], [], [], []
+    for e in range(n_events):
+        n_tracks = int(rng.integers(2, 4))
+        tid = np.repeat(np.arange(n_tracks), rng.integers(4, 8, n_tracks))
+        if empty_event and e == 0:
+            tid = np.full_like(tid, -1)
+        n = tid.shape[0]
+        pid = rng.integers(0, 5, n)
+        f = rng.normal(scale=0.1, size=(n, width)).astype(np.float32)
+        f[:, 0] += pid  # class signal
+        centres = rng.normal(scale=3.0, size=(max(n_tracks, 1), width - 1))
+        f[:, 1:] += centres[np.clip(tid, 0, None)]  # track signal
+        feats.append(f)
+        tids.append(tid)
+        pids.append(pid.astype(np.int8))
+        noises.append((pid == 4).astype(np.uint8))
+        pts.append(rng.normal(size=(n, 4)).astype(np.float32))
+    return LabelledSplit(feats, tids, pids, noises, pts, None, None, np.arange(n_events) + 100)
+
+
+def _cfg(task: str, steps: int = 40, **adapter: object) -> DownstreamConfig:
+    return DownstreamConfig(
+        task=task,
+        adapter=AdapterConfig(d_proj=16, mlp_hidden=32, n_queries=6, n_decoder_layers=2, **adapter),
+        optim=OptimConfig(steps=steps, batch_events=4, lr=3e-3, warmup_steps=5),
+    )
+
+
+def test_make_batch_pads_and_keeps_original_order() -> None:
+    data = _split(3, 0)
+    b = make_batch(data, [2, 0], "pid")
+    n2 = data.features[2].shape[0]
+    assert b.valid[0].sum() == n2
+    assert torch.equal(b.labels[0, :n2], torch.from_numpy(data.pid[2].astype(np.int64)))
+    assert (b.labels[~b.valid] == -100).all()
+
+
+@pytest.mark.parametrize("loss", ["ce", "focal"])
+def test_classifier_learns_and_scores(loss: str) -> None:
+    cfg = _cfg("pid", steps=150, loss=loss, depth=0)
+    train, test = _split(12, 1), _split(4, 2)
+    model = build_run_model(cfg, 6)
+    fit = train_adapter(model, train, cfg)
+    assert fit["loss_last"] < fit["loss_first"] and fit["events_per_s"] > 0
+    m = score(predict(model, test, cfg), test, cfg)
+    assert m["accuracy"] > 0.6 and set(m["per_class"]) == {"other", "pion", "kaon", "proton", "electron"}
+
+
+def test_tracking_trains_with_an_event_without_tracks() -> None:
+    cfg = _cfg("tracking", steps=15, depth=0)
+    train, test = _split(6, 3, empty_event=True), _split(3, 4, empty_event=True)
+    model = build_run_model(cfg, 6)
+    fit = train_adapter(model, train, cfg)
+    assert np.isfinite(fit["loss_last"]) and fit["loss_last"] < fit["loss_first"]
+    preds = predict(model, test, cfg)
+    assert [p.shape for p in preds] == [t.shape for t in test.track_id]
+    m = score(preds, test, cfg)
+    assert m["n_events"] == 3 and m["n_events_without_tracks"] == 1
+    assert 0.0 <= m["efficiency"] <= 1.0 and m["metric_s_per_1000_events"] > 0
+
+
+def test_adapter_only_model_has_stem_and_same_head() -> None:
+    cfg = _cfg("noise")
+    frozen = build_run_model(DownstreamConfig(backbone="runs/x", task="noise", adapter=cfg.adapter), 64)
+    only = build_run_model(DownstreamConfig(task="noise", stem_width=64, adapter=cfg.adapter), 4)
+    head_params = sum(p.numel() for p in frozen.parameters())
+    assert sum(p.numel() for p in only.head.parameters()) == head_params  # equal adapter size
+    assert only.stem.in_features == 4
+
+
+def test_bad_inputs_are_clear_errors() -> None:
+    with pytest.raises(ValueError, match="n_train_events=500 exceeds the 100 events of split 'train'"):
+        check_budget(500, 100, "n_train_events", "train", "data/sim")
+    unlabelled = _split(2, 5)
+    unlabelled.track_id = [np.full_like(t, -1) for t in unlabelled.track_id]
+    with pytest.raises(ValueError, match="carries no labels for task 'pid'"):
+        check_labels(unlabelled, "pid", "pretrain", "data/sim")
+    with pytest.raises(ValueError, match="no split 'test'"):
+        split_size({"splits": {"train": {"n_events": 3}}}, "test", "data/sim")
+    with pytest.raises(ValueError, match="task must be"):
+        DownstreamConfig(task="vertexing")
+    with pytest.raises(ValueError, match="set_loss: unknown weight"):
+        DownstreamConfig(set_loss={"mask": 1.0})
