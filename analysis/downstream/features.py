@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -99,7 +100,7 @@ def _concat(xs: list[np.ndarray], dtype: Any) -> np.ndarray:
 def write_cache(path: Path, data: LabelledSplit, source_key: str) -> None:
     """Write a LabelledSplit as ragged HDF5 (beside, then rename, so a killed job leaves no half file)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".h5.tmp")
+    tmp = path.with_suffix(f".h5.{os.getpid()}.tmp")  # concurrent runs on one backbone may race here
     offsets = np.concatenate([[0], np.cumsum([len(t) for t in data.track_id])]).astype(np.int64)
     with h5py.File(tmp, "w") as f:
         f.attrs.update(cache_version=CACHE_VERSION, source_key=source_key, n_events=len(data))

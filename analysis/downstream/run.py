@@ -131,7 +131,19 @@ def run_downstream(cfg: DownstreamConfig, out_dir: Path) -> dict[str, Any]:
     _status(out_dir, "running")
     t0 = time.perf_counter()
     train, test, width = load_splits(cfg)
-    feature_s = time.perf_counter() - t0
+    return run_on_splits(cfg, out_dir, train, test, width, feature_s=time.perf_counter() - t0)
+
+
+def run_on_splits(
+    cfg: DownstreamConfig,
+    out_dir: Path,
+    train: LabelledSplit,
+    test: LabelledSplit,
+    width: int,
+    feature_s: float = 0.0,
+) -> dict[str, Any]:
+    """The part of a run after feature extraction: train, predict, score, write the run directory."""
+    out_dir.mkdir(parents=True, exist_ok=True)
     model = build_run_model(cfg, width)
     n_params = sum(p.numel() for p in model.parameters())
     fit = train_adapter(model, train, cfg)
