@@ -32,8 +32,15 @@ SPHENIX_SELECTION = {"min_points": 20, "pt_min_gev": 1.0, "abs_eta_max": 1.1}
 
 def _dense_pair_ids(event: np.ndarray, label: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Factorise (event, label) pairs: returns (inverse (n,), event of each unique pair)."""
-    key = np.stack([event.astype(np.int64), label.astype(np.int64)], axis=1)  # (n, 2)
-    uniq, inv = np.unique(key, axis=0, return_inverse=True)
+    event, label = event.astype(np.int64), label.astype(np.int64)
+    if event.size == 0:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    lo, span = label.min(), int(label.max() - label.min()) + 1
+    e_lo, e_span = event.min(), int(event.max() - event.min()) + 1
+    if span * e_span < 2**62:  # one 1-D key: ~10x faster than np.unique(axis=0)
+        uniq, inv = np.unique((event - e_lo) * span + (label - lo), return_inverse=True)
+        return inv.reshape(-1), uniq // span + e_lo
+    uniq, inv = np.unique(np.stack([event, label], axis=1), axis=0, return_inverse=True)
     return inv.reshape(-1), uniq[:, 0]
 
 
