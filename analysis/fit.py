@@ -1,0 +1,462 @@
+"""Scaling-law fits with bootstrap intervals: model size, data, compute frontier, and the joint law.
+
+    python -m analysis.fit runs/model_scaling/ --law model --json fit.json --bootstrap 1000 --seed 0
+    python -m analysis.fit table.csv --law joint --out fits/
+
+Laws (all fitted in log space; see `analysis.laws` for the optimisers):
+  model    L(N) = A·N^(−α) [+ E] over the final (or best) validation loss vs non-embedding parameters;
+  data     L(D) = A·D^(−α) [+ E] over training tokens (or events);
+  compute  the compute frontier: the lower envelope of every run's validation curve against cumulative FLOPs
+           (C_min, FM4NPP Figure 4c; Kaplan et al. 2020 Figure 1), fitted as A·C^(−α) [+ E];
+  joint    L(N, D) = E + A/N^α + B/D^β (Huber on log loss, L-BFGS-B from a grid), with the compute-optimal
+           allocation under C = 6ND: N_opt ∝ C^(β/(α+β)), D_opt ∝ C^(α/(α+β)).
+The irreducible term E of a single-variable law is kept when it lowers the small-sample Akaike criterion
+(AICc) and is not at its lower bound (`--irreducible auto`, default), or forced with `yes`/`no`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import math
+import sys
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from analysis import laws
+from analysis.bootstrap import Progress, aicc, goodness, percentile_interval, resample_weights
+from analysis.frontier import compute_frontier, frontier_resample
+from analysis.runs import RunRecord, Sweep, load_source
+
+log = logging.getLogger(__name__)
+LAWS = ("model", "data", "compute", "joint")
+
+
+@dataclass(kw_only=True)
+class LawFit:
+    """One fitted law, as the CLI prints it and `--json` writes it."""
+
+    law: str
+    formula: str
+    params: dict[str, float]
+    ci95: dict[str, list[float]]
+    n_points: int
+    converged: bool
+    at_bound: list[str]
+    r2_log: float
+    rms_log_residual: float
+    x: str
+    loss: str
+    irreducible: bool | None = None
+    selection: str = ""
+    n_bootstrap: int = 0
+    n_bootstrap_failed: int = 0
+    points: list[dict[str, Any]] = field(default_factory=list)
+    excluded: list[dict[str, str]] = field(default_factory=list)
+    derived: dict[str, Any] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    boot: dict[str, list[float]] = field(default_factory=dict)  # bootstrap samples (for bands), not in JSON
+
+    @property
+    def reliable(self) -> bool:
+        return self.converged and not self.at_bound
+
+    def to_json(self) -> dict[str, Any]:
+        out = asdict(self)
+        out.pop("boot")
+        out["reliable"] = self.reliable
+        return _finite_or_none(out)
+
+
+def _finite_or_none(obj: Any) -> Any:
+    """NaN/inf as null, so the JSON is standard."""
+    if isinstance(obj, dict):
+        return {k: _finite_or_none(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_finite_or_none(v) for v in obj]
+    if isinstance(obj, float | np.floating):
+        return float(obj) if math.isfinite(obj) else None
+    if isinstance(obj, np.integer | np.bool_):
+        return obj.item()
+    return obj
+
+
+def check_points(names: list[str], columns: dict[str, np.ndarray], n_params: int) -> None:
+    """Raise one clear ValueError for inputs no power law can be fitted to."""
+    for col, values in columns.items():
+        for name, value in zip(names, values, strict=True):
+            if not math.isfinite(value):
+                raise ValueError(f"run/row {name!r}: {col} is {value}; drop the row or fill it in")
+            if value <= 0:
+                raise ValueError(
+                    f"run/row {name!r}: {col} = {value} is not positive; power laws need x, L > 0"
+                )
+    if len(names) < n_params + 1:
+        raise ValueError(
+            f"{len(names)} point(s) for a law with {n_params} parameters: need at least "
+            f"{n_params + 1}; add runs or fix fewer parameters (--irreducible no)"
+        )
+    for col, values in columns.items():
+        if np.ptp(np.log(values)) < 1e-12:
+            raise ValueError(
+                f"{col} is constant ({values[0]:g}) over all {len(names)} points: nothing to fit"
+            )
+
+
+def _single_params(theta: np.ndarray, irreducible: bool) -> dict[str, np.ndarray]:
+    out = {"A": np.exp(theta[:, 0]), "alpha": theta[:, 1]}
+    if irreducible:
+        out["E"] = np.exp(theta[:, 2])
+    return out
+
+
+def _single_fit(lx: np.ndarray, ly: np.ndarray, w: np.ndarray, irreducible: bool) -> laws.CoreFit:
+    return laws.fit_power_with_e(lx, ly, w) if irreducible else laws.fit_pure_power(lx, ly, w)
+
+
+def _choose_irreducible(lx: np.ndarray, ly: np.ndarray, mode: str) -> tuple[bool, str]:
+    if mode in ("yes", "no"):
+        return (
+            mode == "yes",
+            f"irreducible term {'forced' if mode == 'yes' else 'left out'} (--irreducible {mode})",
+        )
+    one = np.ones((1, lx.size))
+    pure, with_e = laws.fit_pure_power(lx, ly, one), laws.fit_power_with_e(lx, ly, one)
+    a_pure, a_e = aicc(float(pure.sse[0]), lx.size, 2), aicc(float(with_e.sse[0]), lx.size, 3)
+    keep = bool(with_e.converged[0]) and not with_e.at_bound[0] and a_e < a_pure
+    return keep, f"AICc without E {a_pure:.2f}, with E {a_e:.2f}: E {'kept' if keep else 'left out'}"
+
+
+def fit_single_law(
+    law: str,
+    names: list[str],
+    x: np.ndarray,
+    y: np.ndarray,
+    *,
+    x_name: str,
+    loss_name: str,
+    irreducible: str = "auto",
+    n_boot: int = 1000,
+    seed: int = 0,
+) -> LawFit:
+    """L = A·x^(−α) [+ E] with bootstrap intervals over the points (runs)."""
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    check_points(names, {x_name: x, loss_name: y}, 3 if irreducible == "yes" else 2)
+    lx, ly = np.log(x), np.log(y)
+    use_e, selection = _choose_irreducible(lx, ly, irreducible)
+    point = _single_fit(lx, ly, np.ones((1, lx.size)), use_e)
+    params = {k: float(v[0]) for k, v in _single_params(point.theta, use_e).items()}
+    k = 3 if use_e else 2
+    samples, n_failed = _bootstrap_single(lx, ly, use_e, n_boot, seed, min_distinct=k)
+    pred = np.log(params["A"] * x ** -params["alpha"] + params.get("E", 0.0))
+    sym = {"model": "N", "data": "D", "compute": "C"}[law]
+    return LawFit(
+        law=law,
+        formula=f"L({sym}) = A*{sym}^-alpha" + (" + E" if use_e else ""),
+        params=params,
+        ci95={n: percentile_interval(s) for n, s in samples.items()},
+        n_points=len(names),
+        converged=bool(point.converged[0]),
+        at_bound=point.at_bound[0],
+        **goodness(ly, pred),
+        x=x_name,
+        loss=loss_name,
+        irreducible=use_e,
+        selection=selection,
+        n_bootstrap=n_boot,
+        n_bootstrap_failed=n_failed,
+        boot={n: s.tolist() for n, s in samples.items()},
+        points=[
+            {"name": n, x_name: float(a), loss_name: float(b)} for n, a, b in zip(names, x, y, strict=True)
+        ],
+    )
+
+
+def _bootstrap_single(
+    lx: np.ndarray, ly: np.ndarray, use_e: bool, n_boot: int, seed: int, min_distinct: int
+) -> tuple[dict[str, np.ndarray], int]:
+    if n_boot <= 0:
+        return {}, 0
+    w = resample_weights(lx.size, n_boot, seed, min_distinct=min_distinct)
+    progress = Progress("bootstrap", n_boot)
+    parts = []
+    for chunk in np.array_split(np.arange(n_boot), min(10, n_boot)):  # ~10 % chunks for progress output
+        fit = _single_fit(lx, ly, w[chunk], use_e)
+        ok = fit.converged & np.array([not b for b in fit.at_bound])
+        parts.append(np.where(ok[:, None], fit.theta, np.nan))
+        progress(int(chunk[-1]) + 1)
+    theta = np.concatenate(parts)
+    failed = int(np.isnan(theta).any(1).sum())
+    return _single_params(theta, use_e), failed
+
+
+def fit_joint_law(
+    names: list[str],
+    n: np.ndarray,
+    d: np.ndarray,
+    y: np.ndarray,
+    *,
+    loss_name: str,
+    n_boot: int = 1000,
+    seed: int = 0,
+    delta: float = laws.HUBER_DELTA,
+) -> LawFit:
+    """L(N, D) = E + A/N^α + B/D^β (Hoffmann et al. 2022 Approach 3; Besiroglu et al. 2024)."""
+    n, d, y = (np.asarray(v, float) for v in (n, d, y))
+    check_points(names, {"params": n, "tokens": d, "loss": y}, 5)
+    ln, ld, ll = np.log(n), np.log(d), np.log(y)
+    point = laws.fit_joint_batch(ln, ld, ll, np.ones((1, n.size)), delta=delta)
+    theta = point.theta[0]
+    boot_theta = np.empty((0, 5))
+    if n_boot > 0:
+        w = resample_weights(n.size, n_boot, seed, min_distinct=6)
+        fit = laws.fit_joint_batch(
+            ln, ld, ll, w, delta=delta, warm=theta, progress=Progress("bootstrap", n_boot)
+        )
+        ok = fit.converged & np.array([not b for b in fit.at_bound])
+        boot_theta = np.where(ok[:, None], fit.theta, np.nan)
+    samples = _joint_params(boot_theta)
+    params = {k: float(v[0]) for k, v in _joint_params(theta[None, :]).items()}
+    pred = np.log(params["E"] + params["A"] / n ** params["alpha"] + params["B"] / d ** params["beta"])
+    derived = {
+        "compute_optimal": "C = 6 N D; N_opt = G (C/6)^a, D_opt = (C/6)^b / G",
+        **{k: params.pop(k) for k in ("a", "b", "G")},
+    }
+    return LawFit(
+        law="joint",
+        formula="L(N, D) = E + A/N^alpha + B/D^beta",
+        params=params,
+        ci95={k: percentile_interval(s) for k, s in samples.items()},
+        n_points=len(names),
+        converged=bool(point.converged[0]),
+        at_bound=point.at_bound[0],
+        **goodness(ll, pred),
+        x="params_non_embedding, tokens",
+        loss=loss_name,
+        n_bootstrap=n_boot,
+        n_bootstrap_failed=int(np.isnan(boot_theta).any(1).sum()),
+        derived=derived,
+        selection=f"Huber delta {delta:g} on log loss; L-BFGS-B from the best of a grid of starts",
+        boot={k: s.tolist() for k, s in samples.items()},
+        points=[
+            {"name": a, "params": float(b), "tokens": float(c), loss_name: float(e)}
+            for a, b, c, e in zip(names, n, d, y, strict=True)
+        ],
+    )
+
+
+def _joint_params(theta: np.ndarray) -> dict[str, np.ndarray]:
+    """(a, b, e, α, β) rows into named parameters and the compute-optimal exponents a, b and coefficient G."""
+    alpha, beta = theta[:, 3], theta[:, 4]
+    big_a, big_b = np.exp(theta[:, 0]), np.exp(theta[:, 1])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        g = (alpha * big_a / (beta * big_b)) ** (1.0 / (alpha + beta))  # Hoffmann et al. 2022, eq. 4
+        return {
+            "E": np.exp(theta[:, 2]),
+            "A": big_a,
+            "B": big_b,
+            "alpha": alpha,
+            "beta": beta,
+            "a": beta / (alpha + beta),
+            "b": alpha / (alpha + beta),
+            "G": g,
+        }
+
+
+def fit_compute_law(
+    runs: list[RunRecord], *, irreducible: str = "auto", n_boot: int = 1000, seed: int = 0, n_grid: int = 40
+) -> LawFit:
+    """Power law through the compute frontier; its bootstrap resamples whole runs (curves)."""
+    front = compute_frontier(runs, n_grid=n_grid)
+    names = [f"C={c:.3g}" for c in front.budgets]
+    fit = fit_single_law(
+        "compute",
+        names,
+        front.budgets,
+        front.loss,
+        x_name="flops",
+        loss_name="frontier_val_loss",
+        irreducible=irreducible,
+        n_boot=0,
+        seed=seed,
+    )
+    rng = np.random.default_rng(seed)
+    use_e = bool(fit.irreducible)
+    rows, progress = [], Progress("bootstrap", n_boot)
+    for i in range(n_boot):
+        budgets, loss = frontier_resample(front, rng)
+        row = np.full(3 if use_e else 2, np.nan)
+        if budgets.size >= (4 if use_e else 3) and np.ptp(np.log(loss)) > 0:
+            core = _single_fit(np.log(budgets), np.log(loss), np.ones((1, budgets.size)), use_e)
+            if core.converged[0] and not core.at_bound[0]:
+                row = core.theta[0]
+        rows.append(row)
+        progress(i + 1)
+    theta = np.array(rows).reshape(n_boot, 3 if use_e else 2)
+    samples = _single_params(theta, use_e)
+    fit.ci95 = {k: percentile_interval(s) for k, s in samples.items()}
+    fit.boot = {k: s.tolist() for k, s in samples.items()}
+    fit.n_bootstrap, fit.n_bootstrap_failed = n_boot, int(np.isnan(theta).any(1).sum())
+    fit.derived = {"optimal_runs": front.segments(), "n_runs": len(front.run_names)}
+    return fit
+
+
+def fit_source(
+    sweep: Sweep,
+    law: str,
+    *,
+    loss: str = "final",
+    x_data: str = "tokens",
+    irreducible: str = "auto",
+    n_boot: int = 1000,
+    seed: int = 0,
+) -> LawFit:
+    """Pick the points a law needs from a sweep (or table) and fit it; notes say what was assumed."""
+    if law not in LAWS:
+        raise ValueError(f"--law {law}: choose one of {', '.join(LAWS)}")
+    loss_key = {"final": "final_val_loss", "best": "best_val_loss"}[loss]
+    excluded = [{"name": n, "reason": r} for n, r in sweep.excluded]
+    notes = list(sweep.notes)
+    if law == "compute":
+        runs = [r for r in sweep.all_runs if r.val is not None]
+        if sweep.partial:
+            notes.append(f"frontier includes the partial curves of {len(sweep.partial)} unfinished run(s)")
+        fit = fit_compute_law(runs, irreducible=irreducible, n_boot=n_boot, seed=seed)
+    else:
+        runs = sweep.completed
+        if not runs:
+            raise ValueError(f"{sweep.source}: no completed runs to fit (excluded: {len(sweep.excluded)})")
+        names = [r.name for r in runs]
+        y = np.array([getattr(r, loss_key) for r in runs])
+        params = np.array([r.params_non_embedding for r in runs])
+        if np.isnan(params).any():
+            params = np.where(np.isnan(params), [r.params_total for r in runs], params)
+            notes.append("params_non_embedding missing for some runs: params_total used there")
+        if law == "model":
+            fit = fit_single_law(
+                "model",
+                names,
+                params,
+                y,
+                x_name="params_non_embedding",
+                loss_name=loss_key,
+                irreducible=irreducible,
+                n_boot=n_boot,
+                seed=seed,
+            )
+        elif law == "data":
+            x = np.array([getattr(r, x_data) for r in runs])
+            fit = fit_single_law(
+                "data",
+                names,
+                x,
+                y,
+                x_name=x_data,
+                loss_name=loss_key,
+                irreducible=irreducible,
+                n_boot=n_boot,
+                seed=seed,
+            )
+        else:
+            fit = fit_joint_law(
+                names,
+                params,
+                np.array([r.tokens for r in runs]),
+                y,
+                loss_name=loss_key,
+                n_boot=n_boot,
+                seed=seed,
+            )
+    fit.excluded, fit.notes = excluded, notes + fit.notes
+    return fit
+
+
+def format_fit(fit: LawFit) -> str:
+    """The CLI's report: a warning first when the fit cannot be trusted, then parameters with intervals."""
+    lines = [f"law: {fit.law}   {fit.formula}   ({fit.n_points} points; x = {fit.x}; loss = {fit.loss})"]
+    if not fit.converged:
+        lines.append("WARNING: the fit did NOT converge; the values below are not estimates")
+    if fit.at_bound:
+        lines.append(
+            f"WARNING: parameter(s) {', '.join(fit.at_bound)} at a bound of the search box; "
+            "the values below are not estimates (the law may not describe these points)"
+        )
+    if fit.selection:
+        lines.append(f"selection: {fit.selection}")
+    for name, value in fit.params.items():
+        lo, hi = fit.ci95.get(name, [math.nan, math.nan])
+        lines.append(f"  {name:>6} = {value:.6g}   95% CI [{lo:.6g}, {hi:.6g}]")
+    for name in ("a", "b", "G"):
+        if name in fit.derived:
+            lo, hi = fit.ci95.get(name, [math.nan, math.nan])
+            lines.append(f"  {name:>6} = {fit.derived[name]:.6g}   95% CI [{lo:.6g}, {hi:.6g}]")
+    if "a" in fit.derived:
+        lines.append(f"  compute-optimal: N_opt ~ C^{fit.derived['a']:.4f}, D_opt ~ C^{fit.derived['b']:.4f}")
+    lines.append(f"goodness: R2(log) = {fit.r2_log:.5f}, RMS log residual = {fit.rms_log_residual:.3g}")
+    lines.append(f"bootstrap: {fit.n_bootstrap} resamples of runs, {fit.n_bootstrap_failed} failed (dropped)")
+    for seg in fit.derived.get("optimal_runs", []):
+        lines.append(
+            f"  optimal {seg['flops_from']:.3g}..{seg['flops_to']:.3g} FLOPs: {seg['run']} ({seg['model']})"
+        )
+    lines += [f"excluded: {e['name']} ({e['reason']})" for e in fit.excluded]
+    lines += [f"note: {n}" for n in fit.notes]
+    return "\n".join(lines)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m analysis.fit", description=__doc__.split("\n")[0])
+    parser.add_argument(
+        "source", type=Path, help="sweep folder runs/<sweep>/ or CSV with params,tokens,loss[,flops]"
+    )
+    parser.add_argument("--law", required=True, choices=LAWS)
+    parser.add_argument("--out", type=Path, help="folder for fit.json and the plot (PNG and PDF)")
+    parser.add_argument("--json", type=Path, help="write the fit as JSON here")
+    parser.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples of runs (0: none)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--loss", choices=("final", "best"), default="final", help="final or best val loss")
+    parser.add_argument("--x-data", choices=("tokens", "events"), default="tokens", help="data law's x axis")
+    parser.add_argument(
+        "--irreducible",
+        choices=("auto", "yes", "no"),
+        default="auto",
+        help="irreducible term E of single-variable laws (auto: AICc)",
+    )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    try:
+        sweep = load_source(args.source)
+        fit = fit_source(
+            sweep,
+            args.law,
+            loss=args.loss,
+            x_data=args.x_data,
+            irreducible=args.irreducible,
+            n_boot=args.bootstrap,
+            seed=args.seed,
+        )
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(format_fit(fit))
+    from scaling.atomic import write_json_atomic
+
+    if args.json:
+        write_json_atomic(args.json, fit.to_json())
+    if args.out:
+        from analysis import plots
+
+        write_json_atomic(args.out / f"fit_{args.law}.json", fit.to_json())
+        for path in plots.plot_law(sweep, fit, args.out):
+            print(f"wrote {path}")
+    return 0 if fit.reliable else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

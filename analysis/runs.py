@@ -1,0 +1,270 @@
+"""Read what runs wrote: a sweep folder of run directories, or a plain CSV table, into tidy records.
+
+A run directory (DESIGN.md) holds config.yaml, status.json, metrics.jsonl and, once completed, summary.json.
+Only completed runs enter the size/data/joint fits; the others are listed as excluded with the reason, and
+their partial validation curves stay available for the compute frontier.
+
+    >>> sweep = load_sweep(Path("runs/quickstart"))
+    >>> [r.name for r in sweep.completed], sweep.excluded
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+log = logging.getLogger(__name__)
+RUN_MARKERS = ("config.yaml", "status.json", "metrics.jsonl", "summary.json")
+
+
+@dataclass(kw_only=True)
+class Curve:
+    """One run's validation (or training) curve; every array has the same length."""
+
+    step: np.ndarray
+    tokens: np.ndarray
+    events: np.ndarray
+    flops: np.ndarray
+    loss: np.ndarray
+
+
+@dataclass(kw_only=True)
+class RunRecord:
+    """One run: identity, axis values from its config, totals from its summary, and its curves."""
+
+    name: str
+    state: str
+    model: str = ""
+    width: int | None = None
+    fraction: float | None = None
+    lr: float | None = None
+    params_total: float = math.nan
+    params_non_embedding: float = math.nan
+    tokens: float = math.nan
+    events: float = math.nan
+    flops: float = math.nan
+    final_val_loss: float = math.nan
+    best_val_loss: float = math.nan
+    gpu_hours: float = math.nan
+    device: str = ""
+    world_size: int | None = None
+    val: Curve | None = None
+    train: Curve | None = None
+    flops_assumed: bool = False  # FLOPs taken as 6·N·D because the source had none
+
+
+@dataclass(kw_only=True)
+class Sweep:
+    """All runs of a sweep: `completed` enter fits; `excluded` holds (run name, reason)."""
+
+    name: str
+    source: Path
+    completed: list[RunRecord] = field(default_factory=list)
+    partial: list[RunRecord] = field(default_factory=list)
+    excluded: list[tuple[str, str]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def all_runs(self) -> list[RunRecord]:
+        return self.completed + self.partial
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path}: not valid JSON ({err}); rewrite or remove the file") from err
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected a JSON object")
+    return data
+
+
+def read_metrics(path: Path) -> tuple[Curve | None, Curve | None]:
+    """(val curve, train curve) from metrics.jsonl; a torn or bad line is skipped with a warning."""
+    rows: dict[str, list[dict[str, Any]]] = {"val": [], "train": []}
+    if not path.exists():
+        return None, None
+    for i, line in enumerate(path.read_text().splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            log.warning("%s line %d: not JSON, skipped", path, i)
+            continue
+        if isinstance(row, dict) and row.get("kind") in rows:
+            rows[row["kind"]].append(row)
+    val = _curve(rows["val"], "val_loss")
+    return val, _curve(rows["train"], "loss")
+
+
+def _curve(rows: list[dict[str, Any]], loss_key: str) -> Curve | None:
+    def col(key: str) -> np.ndarray:
+        return np.array([_num(r.get(key)) for r in rows], dtype=float)
+
+    rows = [r for r in rows if _num(r.get(loss_key)) == _num(r.get(loss_key))]  # drop rows without a loss
+    if not rows:
+        return None
+    curve = Curve(
+        step=col("step"), tokens=col("tokens"), events=col("events"), flops=col("flops"), loss=col(loss_key)
+    )
+    order = np.argsort(curve.step, kind="stable")
+    return Curve(**{k: getattr(curve, k)[order] for k in ("step", "tokens", "events", "flops", "loss")})
+
+
+def _num(value: Any) -> float:
+    try:
+        return float(value) if value is not None else math.nan
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def read_run(run_dir: Path) -> RunRecord:
+    """One run directory into a record (summary fields are NaN where summary.json is absent)."""
+    status = _read_json(run_dir / "status.json") if (run_dir / "status.json").exists() else {}
+    cfg: dict[str, Any] = {}
+    if (run_dir / "config.yaml").exists():
+        try:
+            cfg = yaml.safe_load((run_dir / "config.yaml").read_text()) or {}
+        except yaml.YAMLError as err:
+            raise ValueError(f"{run_dir / 'config.yaml'}: not valid YAML ({err})") from err
+    summary = _read_json(run_dir / "summary.json") if (run_dir / "summary.json").exists() else {}
+    model, data, opt = cfg.get("model") or {}, cfg.get("data") or {}, cfg.get("optimizer") or {}
+    val, train = read_metrics(run_dir / "metrics.jsonl")
+    rec = RunRecord(
+        name=run_dir.name,
+        state=str(status.get("state", "completed" if summary else "unknown")),
+        model=str(summary.get("model") or model.get("name") or ""),
+        width=_int(summary.get("width", model.get("width"))),
+        fraction=_opt(data.get("fraction")),
+        lr=_opt(opt.get("lr")),
+        device=str(summary.get("device") or ""),
+        world_size=_int(summary.get("world_size")),
+        val=val,
+        train=train,
+    )
+    for key in (
+        "params_total",
+        "params_non_embedding",
+        "tokens",
+        "events",
+        "flops",
+        "final_val_loss",
+        "best_val_loss",
+        "gpu_hours",
+    ):
+        setattr(rec, key, _num(summary.get(key)))
+    if val is not None and not summary:  # a partial run: totals so far, from its curve
+        rec.tokens, rec.events, rec.flops = val.tokens[-1], val.events[-1], val.flops[-1]
+        rec.final_val_loss, rec.best_val_loss = val.loss[-1], float(np.nanmin(val.loss))
+    return rec
+
+
+def _int(value: Any) -> int | None:
+    return None if value is None or _num(value) != _num(value) else int(_num(value))
+
+
+def _opt(value: Any) -> float | None:
+    return None if value is None else _num(value)
+
+
+def load_sweep(sweep_dir: Path) -> Sweep:
+    """Every run directory directly below `sweep_dir`; completed runs need a summary with a final loss."""
+    sweep_dir = Path(sweep_dir)
+    if not sweep_dir.is_dir():
+        raise ValueError(f"{sweep_dir}: no such sweep folder; pass runs/<sweep>/ or a CSV table")
+    sweep = Sweep(name=sweep_dir.name, source=sweep_dir)
+    run_dirs = sorted(
+        p for p in sweep_dir.iterdir() if p.is_dir() and any((p / m).exists() for m in RUN_MARKERS)
+    )
+    if not run_dirs:
+        raise ValueError(
+            f"{sweep_dir}: no run directories (folders with config.yaml/status.json/metrics.jsonl)"
+        )
+    for run_dir in run_dirs:
+        rec = read_run(run_dir)
+        if rec.state != "completed":
+            sweep.excluded.append((rec.name, f"state {rec.state}"))
+            if rec.val is not None:
+                sweep.partial.append(rec)
+        elif not (run_dir / "summary.json").exists():
+            sweep.excluded.append((rec.name, "completed but summary.json is missing"))
+        elif not math.isfinite(rec.final_val_loss):
+            sweep.excluded.append((rec.name, "summary.json has no finite final_val_loss"))
+        else:
+            sweep.completed.append(rec)
+    return sweep
+
+
+def load_table(path: Path) -> Sweep:
+    """A CSV with columns params,tokens,loss (optional flops, name/run, width, lr, events, gpu_hours).
+
+    Rows sharing a `run` (or `name`) value form one run's curve (for the compute frontier); its last row
+    is the run's final point. Without a flops column FLOPs are 6·params·tokens (noted in `sweep.notes`)."""
+    path = Path(path)
+    try:
+        with path.open(newline="") as handle:
+            rows = list(csv.DictReader(handle))
+    except OSError as err:
+        raise ValueError(f"{path}: cannot read ({err})") from err
+    header = set(rows[0]) if rows else set()
+    missing = {"params", "tokens", "loss"} - header
+    if missing:
+        raise ValueError(f"{path}: missing column(s) {', '.join(sorted(missing))}; need params,tokens,loss")
+    sweep = Sweep(name=path.stem, source=path)
+    if "flops" not in header:
+        sweep.notes.append("FLOPs not in the table: taken as 6 x params x tokens")
+    groups: dict[str, list[tuple[int, dict[str, str]]]] = {}
+    for i, row in enumerate(rows, start=2):
+        key = row.get("run") or row.get("name") or f"row{i}"
+        groups.setdefault(key, []).append((i, row))
+    for key, items in groups.items():
+        recs = [_table_record(path, i, row, key, "flops" in header) for i, row in items]
+        last = recs[-1]
+        last.val = Curve(
+            step=np.arange(len(recs), dtype=float),
+            tokens=np.array([r.tokens for r in recs]),
+            events=np.array([r.events for r in recs]),
+            flops=np.array([r.flops for r in recs]),
+            loss=np.array([r.final_val_loss for r in recs]),
+        )
+        last.best_val_loss = float(np.nanmin(last.val.loss))
+        sweep.completed.append(last)
+    return sweep
+
+
+def _table_record(path: Path, line: int, row: dict[str, str], name: str, has_flops: bool) -> RunRecord:
+    params, tokens, loss = _num(row.get("params")), _num(row.get("tokens")), _num(row.get("loss"))
+    flops = _num(row.get("flops")) if has_flops else 6.0 * params * tokens
+    return RunRecord(
+        name=name,
+        state="completed",
+        model=row.get("model", "") or "",
+        width=_int(row.get("width")),
+        lr=_opt(row.get("lr") or None),
+        params_total=params,
+        params_non_embedding=params,
+        tokens=tokens,
+        events=_num(row.get("events")),
+        flops=flops,
+        final_val_loss=loss,
+        best_val_loss=loss,
+        gpu_hours=_num(row.get("gpu_hours")),
+        flops_assumed=not has_flops,
+    )
+
+
+def load_source(source: Path) -> Sweep:
+    """A sweep folder or a CSV table."""
+    source = Path(source)
+    if source.is_file() or source.suffix.lower() == ".csv":
+        return load_table(source)
+    return load_sweep(source)
