@@ -4,7 +4,7 @@ A resample draws runs with replacement (multinomial counts over the points), so 
 which runs happened to be trained, as in Besiroglu et al. 2024; counts enter the fits as weights.
 
     >>> weights = resample_weights(n_points=12, n_boot=1000, seed=0)   # (1000, 12)
-    >>> lo, hi = percentile_interval(samples)
+    >>> lo, hi = percentile_interval(samples, expanded_tail(n_points=12, n_params=3))
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import logging
 import math
 
 import numpy as np
+from scipy import stats
 
 log = logging.getLogger(__name__)
 
@@ -30,13 +31,25 @@ def resample_weights(n_points: int, n_boot: int, seed: int, *, min_distinct: int
     return w
 
 
-def percentile_interval(samples: np.ndarray, level: float = 0.95) -> list[float]:
-    """Two-sided percentile interval of finite samples; [nan, nan] when there are none."""
+def expanded_tail(n_points: int, n_params: int, level: float = 0.95) -> float:
+    """Lower percentile (in %) of the expanded percentile interval (Hesterberg 2015, "What teachers should
+    know about the bootstrap", section 4). The plain percentile interval is too narrow with few points (its
+    spread uses divisor n, not n − k, and z, not t); the expansion uses Φ(−sqrt(n/(n−k))·t_{n−k}) in place
+    of (1−level)/2. With n ≤ k the interval is the full bootstrap range."""
+    if n_points - n_params < 1:
+        return 0.0
+    t = stats.t.ppf(0.5 + level / 2.0, n_points - n_params)
+    return float(100.0 * stats.norm.sf(math.sqrt(n_points / (n_points - n_params)) * t))
+
+
+def percentile_interval(samples: np.ndarray, tail_pct: float = 2.5) -> list[float]:
+    """Interval between the `tail_pct` and 100 − `tail_pct` percentiles of the finite samples; [nan, nan] when
+    there are none."""
+    samples = np.asarray(samples, float)
     samples = samples[np.isfinite(samples)]
     if samples.size == 0:
         return [math.nan, math.nan]
-    tail = 50.0 * (1.0 - level)
-    lo, hi = np.percentile(samples, [tail, 100.0 - tail])
+    lo, hi = np.percentile(samples, [tail_pct, 100.0 - tail_pct])
     return [float(lo), float(hi)]
 
 

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from analysis import laws
-from analysis.bootstrap import Progress, aicc, goodness, percentile_interval, resample_weights
+from analysis.bootstrap import Progress, aicc, expanded_tail, goodness, percentile_interval, resample_weights
 from analysis.frontier import compute_frontier, frontier_resample
 from analysis.runs import RunRecord, Sweep, load_source
 
@@ -157,7 +157,7 @@ def fit_single_law(
         law=law,
         formula=f"L({sym}) = A*{sym}^-alpha" + (" + E" if use_e else ""),
         params=params,
-        ci95={n: percentile_interval(s) for n, s in samples.items()},
+        ci95={n: percentile_interval(s, expanded_tail(len(names), k)) for n, s in samples.items()},
         n_points=len(names),
         converged=bool(point.converged[0]),
         at_bound=point.at_bound[0],
@@ -229,7 +229,7 @@ def fit_joint_law(
         law="joint",
         formula="L(N, D) = E + A/N^alpha + B/D^beta",
         params=params,
-        ci95={k: percentile_interval(s) for k, s in samples.items()},
+        ci95={k: percentile_interval(s, expanded_tail(len(names), 5)) for k, s in samples.items()},
         n_points=len(names),
         converged=bool(point.converged[0]),
         at_bound=point.at_bound[0],
@@ -297,7 +297,8 @@ def fit_compute_law(
         progress(i + 1)
     theta = np.array(rows).reshape(n_boot, 3 if use_e else 2)
     samples = _single_params(theta, use_e)
-    fit.ci95 = {k: percentile_interval(s) for k, s in samples.items()}
+    tail = expanded_tail(len(front.curves), 3 if use_e else 2)
+    fit.ci95 = {k: percentile_interval(s, tail) for k, s in samples.items()}
     fit.boot = {k: s.tolist() for k, s in samples.items()}
     fit.n_bootstrap, fit.n_bootstrap_failed = n_boot, int(np.isnan(theta).any(1).sum())
     fit.derived = {"optimal_runs": front.segments(), "n_runs": len(front.run_names)}
