@@ -163,3 +163,72 @@ def write_sweep(
         sweep_dir / "sweep.json", {"runs": sorted(p.name for p in sweep_dir.iterdir() if p.is_dir())}
     )
     return sweep_dir
+
+
+def write_lr_sweep(
+    sweep_dir: Path,
+    *,
+    widths: list[int],
+    lrs: list[float],
+    lr_opt: dict[int, float],
+    curvature: float = 0.05,
+    noise: float = 0.0,
+    seed: int = 0,
+) -> Path:
+    """An lr_transfer sweep: loss = L(N) + curvature·(log2 lr − log2 lr_opt[width])² (times noise)."""
+    law, rng = TrueLaw(), np.random.default_rng(seed)
+    for width in widths:
+        n = params_of_width(width)
+        for lr in lrs:
+            run_dir = sweep_dir / f"w{width}_lr{lr:.2e}"
+            base = float(law.loss(n, 1e9)) + curvature * (np.log2(lr) - np.log2(lr_opt[width])) ** 2
+            loss = base * float(np.exp(rng.normal(0.0, noise)))
+            cfg = {
+                "model": {"name": "custom", "width": width},
+                "data": {"fraction": 1.0},
+                "optimizer": {"lr": lr},
+            }
+            write_text_atomic(run_dir / "config.yaml", yaml.safe_dump(cfg))
+            write_json_atomic(
+                run_dir / "status.json",
+                {
+                    "state": "completed",
+                    "attempts": 1,
+                    "job_ids": [],
+                    "last_step": 10,
+                    "budget_steps": 10,
+                    "reason": None,
+                    "updated": "2026-01-01T00:00:00Z",
+                    "exit_code": 0,
+                },
+            )
+            row = {
+                "kind": "val",
+                "step": 10,
+                "events": 80,
+                "tokens": 1e9,
+                "flops": 6e9 * n,
+                "val_loss": loss,
+                "wall_s": 1.0,
+            }
+            write_text_atomic(run_dir / "metrics.jsonl", json.dumps(row) + "\n")
+            write_json_atomic(
+                run_dir / "summary.json",
+                {
+                    "model": f"w{width}",
+                    "width": width,
+                    "params_total": n,
+                    "params_non_embedding": n,
+                    "tokens": 1e9,
+                    "events": 80,
+                    "flops": 6e9 * n,
+                    "steps": 10,
+                    "final_val_loss": loss,
+                    "best_val_loss": loss,
+                    "gpu_hours": 0.0,
+                    "device": "cpu",
+                    "world_size": 1,
+                    "wall_s": 1.0,
+                },
+            )
+    return sweep_dir
