@@ -1,8 +1,9 @@
 """Streaming dataset statistics for the manifest's `stats` block (keys: `schema.STATS_KEYS`).
 
-The model reads normalisation ranges and serialisation bin edges from here, never from constants. Everything is
-accumulated one event at a time: sums in float64 for the energy mean/std, running min/max, the per-event point
-counts, and a bounded deterministic sample of spacepoints for the frequency-balanced eta/phi quantile edges.
+The model reads normalisation ranges and serialisation bin edges from here, never from constants. Everything
+is accumulated one event at a time: sums in float64 for the energy mean/std, running min/max, the per-event
+point counts, and a bounded deterministic sample of spacepoints for the frequency-balanced eta/phi quantile
+edges.
 
     >>> acc = StatsAccumulator()
     >>> for event in events:
@@ -17,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-# sPHENIX TPC module boundaries [cm]: inner module from ~30.3, boundaries at ~40.5 and ~57.7, outer edge ~77.6.
+# sPHENIX TPC module boundaries [cm]: inner edge ~30.3, module boundaries ~40.5 and ~57.7, outer edge ~77.6.
 # Two radial serialisation bins per module (the paper's 6 x 8 x 8 grid).
 TPC_MODULE_BOUNDS_CM: tuple[float, ...] = (30.3, 40.5, 57.7, 77.6)
 N_ETA_BINS = 8
@@ -130,7 +131,7 @@ def radial_edges(bounds: tuple[float, ...], r_min: float, r_max: float) -> list[
 
 
 def quantile_edges(sample: np.ndarray, n_bins: int, lo: float, hi: float) -> list[float]:
-    """n_bins + 1 strictly increasing edges holding equal shares of `sample`, outer edges pinned to [lo, hi]."""
+    """n_bins + 1 increasing edges holding equal shares of `sample`, the outer ones pinned to [lo, hi]."""
     if sample.size == 0:
         inner = np.linspace(lo, hi, n_bins + 1)[1:-1]
     else:
