@@ -62,7 +62,7 @@ def run_table(sweep: Sweep) -> str:
         )
     if sweep.excluded:
         lines.append(
-            "\nExcluded from the fits (their partial validation curves still enter the compute frontier):"
+            "\nExcluded from the fits (their partial validation curves still enter the compute frontier):\n"
         )
         lines += [f"- {name}: {reason}" for name, reason in sweep.excluded]
     return "\n".join(lines)
