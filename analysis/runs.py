@@ -236,7 +236,8 @@ def load_table(path: Path) -> Sweep:
             flops=np.array([r.flops for r in recs]),
             loss=np.array([r.final_val_loss for r in recs]),
         )
-        last.best_val_loss = float(np.nanmin(last.val.loss))
+        finite = last.val.loss[np.isfinite(last.val.loss)]
+        last.best_val_loss = float(finite.min()) if finite.size else math.nan
         sweep.completed.append(last)
     return sweep
 

@@ -1,0 +1,123 @@
+"""The fit CLI and the study report on small synthetic sweeps (the quickstart's shape: 4 widths)."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+import types
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from analysis import fit as fit_cli
+from analysis import report
+from analysis.synthetic import TrueLaw, write_sweep
+
+
+@pytest.fixture
+def quickstart(tmp_path: Path) -> Path:
+    return write_sweep(
+        tmp_path / "quickstart", widths=[64, 128, 256, 512], steps=300, extra_states={"stopped": "preempted"}
+    )
+
+
+def test_report_on_a_quickstart_sweep(
+    quickstart: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls = []
+    hook = types.ModuleType("analysis.downstream.report")
+    hook.report_sections = lambda sweep_dir, out_dir: calls.append(sweep_dir) or ["## Downstream\n\nhook ran"]
+    monkeypatch.setitem(sys.modules, "analysis.downstream.report", hook)
+    out = tmp_path / "report"
+    start = time.perf_counter()
+    assert report.main([str(quickstart), "--out", str(out), "--bootstrap", "200"]) == 0
+    assert time.perf_counter() - start < 30
+    md = (out / "report.md").read_text()
+    for needle in (
+        "| w512 |",
+        "stopped: state preempted",
+        "### model law",
+        "### compute law",
+        "| m3 | 256 | 5.3M |",
+        "4 A100 x 20 h",
+        "![model law](law_model.png)",
+        "hook ran",
+    ):
+        assert needle in md, needle
+    assert "### data law" not in md and "### joint law" not in md  # one token count: not supported
+    assert calls == [quickstart]
+    for stem in ("law_model", "law_compute", "training_curves"):
+        assert (out / f"{stem}.png").stat().st_size > 5000 and (out / f"{stem}.pdf").exists()
+    html = (out / "report.html").read_text()
+    assert "<table>" in html and '<img alt="model law" src="law_model.png"' in html
+    fits = json.loads((out / "fits.json").read_text())
+    assert set(fits) == {"model", "compute"} and fits["model"]["n_points"] == 4
+
+
+def test_fit_cli_json_and_plot(quickstart: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code = fit_cli.main(
+        [
+            str(quickstart),
+            "--law",
+            "model",
+            "--bootstrap",
+            "100",
+            "--json",
+            str(tmp_path / "f.json"),
+            "--out",
+            str(tmp_path / "o"),
+            "--irreducible",
+            "no",
+        ]
+    )
+    text = capsys.readouterr().out
+    assert code == 0 and "excluded: stopped (state preempted)" in text
+    data = json.loads((tmp_path / "f.json").read_text())
+    assert data["law"] == "model" and set(data["params"]) == {"A", "alpha"} and data["converged"] is True
+    assert (
+        data["n_points"] == 4
+        and data["ci95"]["alpha"][0] < data["params"]["alpha"] < data["ci95"]["alpha"][1]
+    )
+    assert (tmp_path / "o" / "law_model.png").exists()
+
+
+def test_fit_cli_joint_on_a_csv_without_flops(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rng, law = np.random.default_rng(0), TrueLaw()
+    rows = ["params,tokens,loss"]
+    for n in np.geomspace(1e6, 1e9, 6):
+        for d in np.geomspace(1e8, 1e11, 6):
+            rows.append(f"{n:.6g},{d:.6g},{law.loss(n, d) * np.exp(rng.normal(0, 1e-4)):.8g}")
+    (tmp_path / "t.csv").write_text("\n".join(rows) + "\n")
+    code = fit_cli.main(
+        [str(tmp_path / "t.csv"), "--law", "joint", "--bootstrap", "20", "--json", str(tmp_path / "j.json")]
+    )
+    out = capsys.readouterr().out
+    assert code == 0 and "note: FLOPs not in the table: taken as 6 x params x tokens" in out
+    data = json.loads((tmp_path / "j.json").read_text())
+    assert set(data["params"]) == {"E", "A", "B", "alpha", "beta"}
+    assert data["params"]["alpha"] == pytest.approx(law.alpha, rel=0.02)
+    assert data["params"]["beta"] == pytest.approx(law.beta, rel=0.02)
+    assert data["derived"]["a"] == pytest.approx(law.beta / (law.alpha + law.beta), rel=0.02)
+
+
+def test_fit_cli_bad_input_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "t.csv").write_text("params,tokens,loss\n1e6,1e8,3.0\n2e6,1e8,nan\n4e6,1e8,2.5\n")
+    assert fit_cli.main([str(tmp_path / "t.csv"), "--law", "model"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "final_val_loss is nan" in err
+    assert fit_cli.main([str(tmp_path / "nowhere"), "--law", "model"]) == 2
+    assert "no such sweep folder" in capsys.readouterr().err
+
+
+def test_unreliable_fit_is_flagged(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rows = ["params,tokens,loss"] + [
+        f"{n:g},1e8,{3.0 + 0.01 * i}" for i, n in enumerate([1e6, 2e6, 4e6, 8e6])
+    ]
+    (tmp_path / "t.csv").write_text("\n".join(rows) + "\n")  # loss rising with size: alpha at its bound 0
+    code = fit_cli.main(
+        [str(tmp_path / "t.csv"), "--law", "model", "--bootstrap", "10", "--irreducible", "yes"]
+    )
+    out = capsys.readouterr().out
+    assert code == 1 and "WARNING" in out and "not estimates" in out
