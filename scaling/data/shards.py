@@ -148,6 +148,29 @@ def _batches(events: Iterable[Event], size: int) -> Iterator[list[Event]]:
         yield batch
 
 
+def _write_split(
+    out: Path,
+    split: str,
+    events: Iterable[Event],
+    shard_events: int,
+    compression: str | None,
+    written: list[Path],
+    acc: StatsAccumulator | None,
+) -> list[dict[str, Any]]:
+    shards: list[dict[str, Any]] = []
+    for index, batch in enumerate(_batches(events, shard_events)):
+        rel = f"{split}/{SHARD_PATTERN.format(index=index)}"
+        entry = write_shard(out / rel, batch, compression=compression, where=f"split {split!r}",
+                            first_event=index * shard_events)  # fmt: skip
+        written.append(out / rel)
+        shards.append({"file": rel, **entry})
+        if acc is not None:
+            for event in batch:
+                acc.add(np.asarray(event.points, dtype=np.float32))
+        log.info("wrote %s (%d events)", rel, len(batch))
+    return shards
+
+
 def write_dataset(
     out_dir: str | os.PathLike[str],
     splits: dict[str, Iterable[Event]],
@@ -166,22 +189,23 @@ def write_dataset(
     stats_split = STATS_SPLIT if STATS_SPLIT in splits else next(iter(splits), None)
     acc = StatsAccumulator()
     entries: dict[str, Any] = {}
-    for split, events in splits.items():
-        shards: list[dict[str, Any]] = []
-        for index, batch in enumerate(_batches(events, shard_events)):
-            rel = f"{split}/{SHARD_PATTERN.format(index=index)}"
-            entry = write_shard(out / rel, batch, compression=compression, where=f"split {split!r}",
-                                first_event=index * shard_events)  # fmt: skip
-            shards.append({"file": rel, **entry})
-            if split == stats_split:
-                for event in batch:
-                    acc.add(np.asarray(event.points, dtype=np.float32))
-            log.info("wrote %s (%d events)", rel, len(batch))
-        entries[split] = {
-            "n_events": sum(s["n_events"] for s in shards),
-            "n_points": sum(s["n_points"] for s in shards),
-            "shards": shards,
-        }
+    written: list[Path] = []
+    try:
+        for split, events in splits.items():
+            shards = _write_split(out, split, events, shard_events, compression, written,
+                                  acc if split == stats_split else None)  # fmt: skip
+            entries[split] = {
+                "n_events": sum(s["n_events"] for s in shards),
+                "n_points": sum(s["n_points"] for s in shards),
+                "shards": shards,
+            }
+    except BaseException:
+        for path in written:  # a failed write leaves no shard behind (and no manifest)
+            path.unlink(missing_ok=True)
+        raise
+    for split in splits:  # shards of an earlier, larger dataset in the same folder would only confuse
+        for stale in set((out / split).glob("shard-*.h5")) - set(written):
+            stale.unlink()
     manifest = {
         "schema_version": SCHEMA_VERSION,
         "splits": entries,

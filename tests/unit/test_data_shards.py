@@ -162,7 +162,7 @@ def test_writer_refuses_nan_and_leaves_nothing(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=r"shard-00001\.h5: event 0 \(split 'train' event 2\): non-finite"):
         write_dataset(tmp_path, {"train": events}, shard_events=2, provenance={})
     assert not (tmp_path / MANIFEST_NAME).exists()
-    assert not list(tmp_path.rglob("*.tmp"))
+    assert not list(tmp_path.rglob("*.tmp")) and not list(tmp_path.rglob("*.h5"))
 
 
 def test_interrupted_rewrite_leaves_no_manifest(tmp_path: Path) -> None:
@@ -176,6 +176,9 @@ def test_interrupted_rewrite_leaves_no_manifest(tmp_path: Path) -> None:
         write_dataset(tmp_path, {"train": dying()}, shard_events=2, provenance={})
     with pytest.raises(ValueError, match="no manifest"):
         read_manifest(tmp_path)
+    assert not (tmp_path / "train/shard-00000.h5").exists()  # the failed write removed what it wrote
+    manifest = write_dataset(tmp_path, {"train": random_events(3)}, shard_events=2, provenance={})
+    assert len(manifest["splits"]["train"]["shards"]) == 2
 
 
 def test_manifest_schema_version_checked(tmp_path: Path) -> None:
