@@ -305,6 +305,18 @@ def fit_compute_law(
     return fit
 
 
+def best_per_value(runs: list[RunRecord], key: str, loss_key: str) -> tuple[list[RunRecord], list[str]]:
+    """One run per distinct `key` value (the lowest loss): several learning rates or seeds at one size must
+    not enter a size law as separate points. Returns (kept runs, names of dropped runs)."""
+    best: dict[float, RunRecord] = {}
+    for run in runs:
+        value, current = getattr(run, key), best.get(getattr(run, key))
+        if current is None or getattr(run, loss_key) < getattr(current, loss_key):
+            best[value] = run
+    kept = [r for r in runs if best.get(getattr(r, key)) is r]
+    return kept, [r.name for r in runs if best.get(getattr(r, key)) is not r]
+
+
 def fit_source(
     sweep: Sweep,
     law: str,
@@ -330,6 +342,16 @@ def fit_source(
         runs = sweep.completed
         if not runs:
             raise ValueError(f"{sweep.source}: no completed runs to fit (excluded: {len(sweep.excluded)})")
+        if law in ("model", "data"):
+            runs, dropped = best_per_value(
+                runs, "params_non_embedding" if law == "model" else x_data, loss_key
+            )
+            excluded += [{"name": n, "reason": "a run of the same size had a lower loss"} for n in dropped]
+            if dropped:
+                notes.append(
+                    f"{len(dropped)} run(s) shared a {law} size with another (e.g. an LR sweep): "
+                    "the lowest-loss run of each size is used"
+                )
         names = [r.name for r in runs]
         y = np.array([getattr(r, loss_key) for r in runs])
         params = np.array([r.params_non_embedding for r in runs])

@@ -121,3 +121,17 @@ def test_unreliable_fit_is_flagged(tmp_path: Path, capsys: pytest.CaptureFixture
     )
     out = capsys.readouterr().out
     assert code == 1 and "WARNING" in out and "not estimates" in out
+
+
+def test_report_on_an_lr_transfer_sweep(tmp_path: Path) -> None:
+    from analysis.synthetic import write_lr_sweep
+
+    lrs = [2.0**k * 1e-4 for k in range(-2, 3)]
+    write_lr_sweep(tmp_path / "lr", widths=[64, 128, 256], lrs=lrs, lr_opt={64: 1e-4, 128: 1e-4, 256: 1e-4})
+    md, fits = report.build_report(tmp_path / "lr", tmp_path / "out", n_boot=50)
+    assert "## Learning-rate transfer" in md and "is stable across widths" in md
+    assert (tmp_path / "out" / "lr_transfer.png").exists()
+    assert fits["model"]["n_points"] == 3  # one point per width: the best learning rate
+    assert len([e for e in fits["model"]["excluded"] if "same size" in e["reason"]]) == 12
+    best = {p["name"] for p in fits["model"]["points"]}
+    assert best == {"w64_lr1.00e-04", "w128_lr1.00e-04", "w256_lr1.00e-04"}
