@@ -1,0 +1,97 @@
+"""`python -m scaling.data`: inspect, import-tpcpp, simulate, and their one-line errors with exit code 2."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from scaling.atomic import write_json_atomic
+from scaling.data.__main__ import main
+from scaling.data.cli import parse_splits
+from scaling.data.schema import Event
+from scaling.data.shards import read_manifest, sha256_file, write_dataset
+from scaling.data.tpcpp import export_tpcpp
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def events(n: int, seed: int = 0) -> list[Event]:
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(n):
+        k = 3 + i % 4  # 3..6 points, tracks 0..2 -> known figures
+        points = np.column_stack([rng.uniform(1, 9, k), rng.uniform(31, 70, (k, 2)), rng.normal(0, 9, k)])
+        out.append(
+            Event(
+                points=points.astype(np.float32),
+                track_id=np.arange(k) % 3 - (i % 2),  # odd events: one track fewer (-1 = no track)
+                pid=np.full(k, i % 5, np.int8),
+                noise=(np.arange(k) == 0).astype(np.uint8),
+            )
+        )
+    return out
+
+
+def test_parse_splits_sums_exactly() -> None:
+    assert parse_splits("train=0.9,val=0.05,test=0.05", 101) == {"train": 91, "val": 5, "test": 5}
+    assert sum(parse_splits("a=1,b=1,c=1", 10).values()) == 10
+    with pytest.raises(ValueError, match="--splits: bad item 'val'"):
+        parse_splits("train=0.9,val", 10)
+
+
+def test_inspect_reports_figures(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    evs = events(20)
+    write_dataset(tmp_path, {"train": evs[:16], "val": evs[16:]}, shard_events=5, provenance={})
+    assert main(["inspect", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    total = sum(e.n_points for e in evs[:16])
+    assert f"[train] events 16, spacepoints {total}" in out
+    assert "points per event: min 3  median 4.5  max 6" in out
+    assert "tracks per event: min 2  median 2.5  max 3" in out
+    noise = 16 / total
+    assert f"noise fraction: {noise:.3f}" in out
+    assert "[val] events 4" in out
+
+
+def test_inspect_fails_on_corruption(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    write_dataset(tmp_path, {"train": events(10)}, shard_events=5, provenance={})
+    path = tmp_path / "train/shard-00001.h5"
+    with h5py.File(path, "a") as f:
+        points = f["points"][...]
+        points[-1, 3] = np.inf
+        del f["points"]
+        f.create_dataset("points", data=points)
+    assert main(["inspect", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "shard-00001.h5: sha256 differs" in err
+    manifest = read_manifest(tmp_path)
+    manifest["splits"]["train"]["shards"][1]["sha256"] = sha256_file(path)
+    write_json_atomic(tmp_path / "manifest.json", manifest)
+    assert main(["inspect", str(tmp_path)]) == 2
+    assert "shard-00001.h5: event 4: NaN/inf coordinate" in capsys.readouterr().err
+    assert main(["inspect", str(tmp_path / "nowhere")]) == 2
+    assert "no manifest" in capsys.readouterr().err
+
+
+def test_import_tpcpp_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    evs = events(12, 3)
+    export_tpcpp(tmp_path / "src", {"train": evs[:8], "val": evs[8:]}, file_events=3)
+    assert main(["import-tpcpp", str(tmp_path / "src"), "--out", str(tmp_path / "ds")]) == 0
+    assert "[train] events 8" in capsys.readouterr().out
+    assert read_manifest(tmp_path / "ds")["splits"]["val"]["n_events"] == 4
+    assert main(["import-tpcpp", str(tmp_path / "none"), "--out", str(tmp_path / "x")]) == 2
+    assert "not a folder" in capsys.readouterr().err
+
+
+def test_module_entry_point_errors_in_one_line(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "scaling.data", "inspect", str(tmp_path)],
+        capture_output=True, text=True, cwd=REPO, timeout=60,
+    )  # fmt: skip
+    assert proc.returncode == 2 and proc.stderr.startswith("error: ") and proc.stderr.count("\n") == 1
+    assert "Traceback" not in proc.stderr
