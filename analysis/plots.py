@@ -21,7 +21,7 @@ import numpy as np  # noqa: E402
 from analysis.runs import Sweep  # noqa: E402
 
 if TYPE_CHECKING:
-    from analysis.fit import LawFit
+    from analysis.result import LawFit
 
 STYLE = {
     "font.size": 12,

@@ -22,8 +22,9 @@ import time
 from pathlib import Path
 
 from analysis import plots
-from analysis.fit import LawFit, fit_source
+from analysis.fit import fit_source
 from analysis.mup_transfer import analyse_transfer, format_transfer, plot_transfer
+from analysis.result import LawFit
 from analysis.runs import Sweep, load_sweep
 from scaling.atomic import write_json_atomic, write_text_atomic
 
