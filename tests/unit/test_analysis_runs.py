@@ -95,3 +95,30 @@ def test_frontier_is_the_lower_envelope_of_best_so_far_curves() -> None:
     segments = front.segments()
     assert [s["run"] for s in segments] == ["small", "big"]
     assert segments[1]["flops_from"] == pytest.approx(8.0)
+
+
+def test_data_law_from_a_data_scaling_sweep(tmp_path: Path) -> None:
+    from analysis.fit import fit_source
+    from analysis.synthetic import TrueLaw, write_run
+
+    rng, law = np.random.default_rng(0), TrueLaw()
+    for i, steps in enumerate([100, 200, 400, 800, 1600, 3200]):
+        write_run(
+            tmp_path / f"d{i}",
+            width=256,
+            steps=steps,
+            tokens_per_step=1e6,
+            law=law,
+            noise=1e-4,
+            rng=rng,
+            fraction=steps / 3200,
+        )
+    sweep = load_sweep(tmp_path)
+    assert sorted(r.fraction for r in sweep.completed) == pytest.approx(
+        [steps / 3200 for steps in (100, 200, 400, 800, 1600, 3200)]
+    )
+    fit = fit_source(sweep, "data", n_boot=50)
+    assert fit.irreducible and fit.reliable
+    assert fit.params["alpha"] == pytest.approx(law.beta, rel=0.02)
+    events = fit_source(sweep, "data", x_data="events", n_boot=0)
+    assert events.x == "events" and events.params["alpha"] == pytest.approx(law.beta, rel=0.02)
