@@ -141,7 +141,9 @@ def _draw_joint(ax: plt.Axes, fit: LawFit) -> None:
     sc = ax.scatter(n, y, c=np.log10(d), cmap="plasma", s=30, zorder=3, label="runs")
     plt.colorbar(sc, ax=ax, label="log10 training tokens D")
     p, grid = fit.params, np.geomspace(n.min() / 1.5, n.max() * 1.5, 100)
-    for tokens in np.geomspace(d.min(), d.max(), 4):
+    distinct = np.unique(d)
+    levels = distinct if distinct.size <= 6 else np.geomspace(d.min(), d.max(), 4)  # a curve per D tried
+    for tokens in levels:
         color = plt.get_cmap("plasma")(
             (np.log10(tokens) - np.log10(d.min())) / max(np.ptp(np.log10(d)), 1e-9)
         )
