@@ -91,7 +91,17 @@ def test_fit_cli_joint_on_a_csv_without_flops(tmp_path: Path, capsys: pytest.Cap
             rows.append(f"{n:.6g},{d:.6g},{law.loss(n, d) * np.exp(rng.normal(0, 1e-4)):.8g}")
     (tmp_path / "t.csv").write_text("\n".join(rows) + "\n")
     code = fit_cli.main(
-        [str(tmp_path / "t.csv"), "--law", "joint", "--bootstrap", "20", "--json", str(tmp_path / "j.json")]
+        [
+            str(tmp_path / "t.csv"),
+            "--law",
+            "joint",
+            "--bootstrap",
+            "20",
+            "--json",
+            str(tmp_path / "j.json"),
+            "--out",
+            str(tmp_path / "o"),
+        ]
     )
     out = capsys.readouterr().out
     assert code == 0 and "note: FLOPs not in the table: taken as 6 x params x tokens" in out
@@ -100,6 +110,8 @@ def test_fit_cli_joint_on_a_csv_without_flops(tmp_path: Path, capsys: pytest.Cap
     assert data["params"]["alpha"] == pytest.approx(law.alpha, rel=0.02)
     assert data["params"]["beta"] == pytest.approx(law.beta, rel=0.02)
     assert data["derived"]["a"] == pytest.approx(law.beta / (law.alpha + law.beta), rel=0.02)
+    assert (tmp_path / "o" / "law_joint.png").stat().st_size > 5000
+    assert (tmp_path / "o" / "fit_joint.json").exists()
 
 
 def test_fit_cli_bad_input_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
