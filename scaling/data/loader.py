@@ -86,7 +86,14 @@ def rank_piece(n: int, rank: int, world_size: int) -> tuple[int, int]:
 
 
 class EventStream(IterableDataset):
-    """Events of one split for one rank, in the deterministic order described in the module docstring."""
+    """Events of one split for one rank, in the deterministic order described in the module docstring.
+
+    `epochs`: how many epochs one iteration runs, counting the cursor's current one (None: forever, the
+    epoch number rising each pass). Use `batch_size=None` in a DataLoader (the worker interleaving above holds
+    item by item). `skip_bad_events=True` logs every unreadable or non-finite event as a warning and counts
+    it in `n_skipped` / `skipped` of the process that read it (each DataLoader worker has its own copy).
+    Checksums are not recomputed while streaming: `python -m scaling.data inspect` verifies a dataset.
+    """
 
     def __init__(
         self,

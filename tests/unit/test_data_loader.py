@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import pickle
 from pathlib import Path
 
 import h5py
@@ -109,7 +110,9 @@ def test_resume_continues_the_same_sequence_across_epochs(dataset: Path, stop: i
 
 def test_in_process_iteration_moves_cursor(dataset: Path) -> None:
     stream = EventStream(dataset, "train", seed=1, fraction=0.2)
+    assert not stream._readers  # nothing opened before iteration
     head = ids(itertools.islice(stream, 10))
+    assert stream._readers and not pickle.loads(pickle.dumps(stream))._readers  # workers reopen lazily
     assert stream.state_dict()["consumed"] == 10
     rest = ids(stream)
     assert head + rest == stream.sequence(0).tolist()
