@@ -13,6 +13,7 @@ import pytest
 from scaling.atomic import write_json_atomic
 from scaling.data.__main__ import main
 from scaling.data.cli import parse_splits
+from scaling.data.loader import EventStream
 from scaling.data.schema import Event
 from scaling.data.shards import read_manifest, sha256_file, write_dataset
 from scaling.data.tpcpp import export_tpcpp
@@ -95,3 +96,24 @@ def test_module_entry_point_errors_in_one_line(tmp_path: Path) -> None:
     )  # fmt: skip
     assert proc.returncode == 2 and proc.stderr.startswith("error: ") and proc.stderr.count("\n") == 1
     assert "Traceback" not in proc.stderr
+
+
+def test_simulate_both_formats_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("scaling.data.simulator", reason="the detector simulator has not landed yet")
+    common = ["--events", "12", "--seed", "4", "--shard-events", "5", "--profile", "small"]
+    assert main(["simulate", "--out", str(tmp_path / "h5"), *common]) == 0
+    manifest = read_manifest(tmp_path / "h5")
+    assert {k: v["n_events"] for k, v in manifest["splits"].items()} == {"train": 10, "val": 1, "test": 1}
+    assert manifest["provenance"]["seed"] == 4 and manifest["provenance"]["profile"] == "small"
+    assert "[train] events 10" in capsys.readouterr().out
+    assert main(["simulate", "--out", str(tmp_path / "np"), "--format", "tpcpp", *common]) == 0
+    assert (tmp_path / "np/labeled/train/spacepoints_001.npz").is_file()
+    assert main(["import-tpcpp", str(tmp_path / "np"), "--out", str(tmp_path / "imp")]) == 0
+    capsys.readouterr()
+    for split in ("train", "val", "test"):  # same seed, same events through either path
+        direct = list(EventStream(tmp_path / "h5", split, shuffle=False))
+        imported = list(EventStream(tmp_path / "imp", split, shuffle=False))
+        for a, b in zip(direct, imported, strict=True):
+            np.testing.assert_array_equal(a.points, b.points)
+            np.testing.assert_array_equal(a.pid, b.pid)
+            np.testing.assert_array_equal(a.track_id, b.track_id)
