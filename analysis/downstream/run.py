@@ -50,11 +50,21 @@ def split_size(manifest: dict[str, Any], split: str, where: str) -> int:
     return int(sum(int(s["n_events"]) for s in shards))
 
 
-def iter_split(dataset: str, split: str) -> Iterator[Event]:
-    """The split's events in storage order (the order every label budget is a prefix of)."""
-    from scaling.data.loader import EventStream
+def iter_split(dataset: str, split: str, block_events: int = 64) -> Iterator[Event]:
+    """The split's events in storage order (the order every label budget is a prefix of), read in blocks."""
+    from scaling.data.shards import ShardReader, read_manifest
 
-    yield from EventStream(dataset, split, shuffle=False)
+    root = Path(dataset)
+    start = 0
+    for shard in read_manifest(root)["splits"][split]["shards"]:
+        reader = ShardReader(root / shard["file"])
+        n = int(shard["n_events"])
+        for lo in range(0, n, block_events):
+            for k, event in enumerate(reader.read_events(lo, min(lo + block_events, n))):
+                event.event_id = start + lo + k
+                yield event
+        reader.close()
+        start += n
 
 
 def check_budget(n: int, available: int, field: str, split: str, dataset: str) -> None:
@@ -116,11 +126,12 @@ def save_predictions(path: Path, data: LabelledSplit, preds: list[np.ndarray], n
     tmp.replace(path)
 
 
-def _status(out_dir: Path, state: str, reason: str | None = None) -> None:
+def _status(out_dir: Path, state: str, reason: str | None = None, exit_code: int | None = None) -> None:
+    """status.json in the run-directory contract's fields (exit codes: 0 done, 2 bad input, 4 run time)."""
     write_json_atomic(
         out_dir / "status.json",
-        {"state": state, "reason": reason, "updated": datetime.now(UTC).isoformat(timespec="seconds"),
-         "exit_code": None if state == "running" else (0 if state == "completed" else 4)},
+        {"state": state, "attempts": 1, "reason": reason, "exit_code": exit_code,
+         "updated": datetime.now(UTC).isoformat(timespec="seconds")},
     )  # fmt: skip
 
 
@@ -130,8 +141,12 @@ def run_downstream(cfg: DownstreamConfig, out_dir: Path) -> dict[str, Any]:
     write_text_atomic(out_dir / "config.yaml", dump_yaml(cfg))
     _status(out_dir, "running")
     t0 = time.perf_counter()
-    train, test, width = load_splits(cfg)
-    return run_on_splits(cfg, out_dir, train, test, width, feature_s=time.perf_counter() - t0)
+    try:
+        train, test, width = load_splits(cfg)
+        return run_on_splits(cfg, out_dir, train, test, width, feature_s=time.perf_counter() - t0)
+    except (ValueError, RuntimeError) as err:
+        _status(out_dir, "failed", reason=str(err), exit_code=2 if isinstance(err, ValueError) else 4)
+        raise
 
 
 def run_on_splits(
@@ -165,5 +180,5 @@ def run_on_splits(
     }
     write_json_atomic(out_dir / "metrics.json", result)
     save_predictions(out_dir / "predictions.h5", test, preds, cfg.n_display_events)
-    _status(out_dir, "completed")
+    _status(out_dir, "completed", exit_code=0)
     return result
