@@ -38,7 +38,7 @@ def to_cylindrical(points: np.ndarray) -> np.ndarray:
     phi = np.arctan2(p[:, 2], p[:, 1])
     with np.errstate(divide="ignore", invalid="ignore"):
         eta = np.arcsinh(p[:, 3] / r)
-    eta = np.where(r > 0, eta, np.sign(p[:, 3]) * np.inf)
+    eta = np.where(r > 0, eta, np.copysign(np.inf, p[:, 3]))
     return np.stack([p[:, 0], r, phi, eta], axis=1)
 
 
