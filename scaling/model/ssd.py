@@ -1,0 +1,140 @@
+"""Pure-torch Mamba-2 state-space duality (SSD): chunked scan, step-by-step reference, causal conv.
+
+The recurrence per head h (Dao & Gu 2024, "Transformers are SSMs", eq. 1 with scalar A):
+
+    state_t = exp(dt_t * A_h) * state_{t-1} + dt_t * x_t B_t^T        state: (headdim P, d_state N)
+    y_t     = state_t C_t + D_h * x_t
+
+`ssd_chunked` evaluates it in blocks of Q tokens: inside a chunk as a masked (Q x Q) attention-like product,
+across chunks by passing one state per chunk. `seq_idx` packs several events in one sequence: the state is
+reset where seq_idx changes, so packing equals running the events one by one. The decay exponents are masked
+to -inf before exp (exp-then-mask overflows and gives NaN gradients) and dt, the cumulative sums and the
+products run in float32 whatever the input dtype.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+
+def segment_ids(seq_idx: Tensor | None, batch: int, length: int, device: torch.device) -> Tensor:
+    """(B, L) int64 ids that increase by one at every change of seq_idx (any labelling works)."""
+    if seq_idx is None:
+        return torch.zeros(batch, length, dtype=torch.long, device=device)
+    if seq_idx.shape != (batch, length):
+        raise ValueError(
+            f"seq_idx has shape {tuple(seq_idx.shape)}, expected (batch, length) = {(batch, length)}"
+        )
+    change = torch.zeros(batch, length, dtype=torch.long, device=device)
+    change[:, 1:] = (seq_idx[:, 1:] != seq_idx[:, :-1]).long()
+    return change.cumsum(dim=1)  # (B, L)
+
+
+def causal_conv1d(x: Tensor, weight: Tensor, bias: Tensor | None, seg: Tensor | None) -> Tensor:
+    """Depthwise causal convolution, x (B, L, C), weight (C, 1, K); taps never cross a segment boundary."""
+    k = weight.shape[-1]
+    length = x.shape[1]
+    xp = F.pad(x, (0, 0, k - 1, 0))  # (B, L+K-1, C)
+    segp = None if seg is None else F.pad(seg, (k - 1, 0), value=-1)  # (B, L+K-1)
+    out = x.new_zeros(x.shape)
+    for j in range(k):  # tap j sees x[t - (K-1) + j]
+        term = xp[:, j : j + length] * weight[:, 0, j]
+        if segp is not None and j < k - 1:
+            term = term * (segp[:, j : j + length] == seg).unsqueeze(-1).to(x.dtype)
+        out = out + term
+    return out if bias is None else out + bias
+
+
+def _segsum_exp(a_cum: Tensor, seg: Tensor) -> Tensor:
+    """exp(a_cum[i] - a_cum[j]) for j <= i in the same segment, else 0. a_cum (..., Q), seg (..., Q)."""
+    diff = a_cum.unsqueeze(-1) - a_cum.unsqueeze(-2)  # (..., Q, Q) [i, j]
+    q = a_cum.shape[-1]
+    causal = torch.ones(q, q, dtype=torch.bool, device=a_cum.device).tril()
+    keep = causal & (seg.unsqueeze(-1) == seg.unsqueeze(-2))
+    return torch.exp(diff.masked_fill(~keep, float("-inf")))  # mask before exp
+
+
+def ssd_chunked(
+    x: Tensor,
+    dt: Tensor,
+    A: Tensor,
+    B: Tensor,
+    C: Tensor,
+    D: Tensor,
+    chunk_size: int,
+    seq_idx: Tensor | None = None,
+) -> Tensor:
+    """Chunked SSD. x (b, l, h, p); dt (b, l, h) after softplus; A (h) negative; B, C (b, l, g, n); D (h).
+
+    Returns y (b, l, h, p) in x's dtype.
+    """
+    b, length, h, p = x.shape
+    g = B.shape[2]
+    if length == 0:
+        return x.clone()
+    seg = segment_ids(seq_idx, b, length, x.device)
+    q = min(chunk_size, length)
+    pad = (-length) % q
+    nc = (length + pad) // q
+    f32 = torch.float32
+    # Padded tail tokens get dt = 0 and x = 0: they neither change the state nor leak into real outputs.
+    xs = F.pad(x.to(f32), (0, 0, 0, 0, 0, pad)).view(b, nc, q, h, p)
+    dts = F.pad(dt.to(f32), (0, 0, 0, pad)).view(b, nc, q, h)
+    Bs = F.pad(B.to(f32), (0, 0, 0, 0, 0, pad)).view(b, nc, q, g, -1)  # (b, c, q, g, n)
+    Cs = F.pad(C.to(f32), (0, 0, 0, 0, 0, pad)).view(b, nc, q, g, -1)
+    segs = torch.cat([seg, seg[:, -1:].expand(b, pad)], dim=1).view(b, nc, q)  # tail joins last event
+    a = (dts * A.to(f32)).permute(0, 3, 1, 2)  # (b, h, c, q)
+    a_cum = torch.cumsum(a, dim=-1)  # (b, h, c, q)
+    xdt = xs * dts.unsqueeze(-1)  # (b, c, q, h, p)
+    rep = h // g  # heads per group
+
+    # 1. within each chunk: y[i] = sum_j (C_i . B_j) exp(a_cum[i] - a_cum[j]) dt_j x_j
+    L = _segsum_exp(a_cum, segs.unsqueeze(1))  # (b, h, c, q, q)
+    cb = torch.einsum("bclgn,bcsgn->bgcls", Cs, Bs).repeat_interleave(rep, dim=1)  # (b, h, c, q, q)
+    y = torch.einsum("bhcls,bcshp->bclhp", cb * L, xdt)
+
+    # 2. state at each chunk end, from that chunk's tokens of the chunk's last segment
+    seg_end = segs[:, :, -1]  # (b, c)
+    same_end = (segs == seg_end.unsqueeze(-1)).to(f32)  # (b, c, q)
+    decay_to_end = torch.exp(a_cum[..., -1:] - a_cum) * same_end.unsqueeze(1)  # (b, h, c, q)
+    xdt_end = xdt * decay_to_end.permute(0, 2, 3, 1).unsqueeze(-1)  # (b, c, q, h, p)
+    Bh = Bs.repeat_interleave(rep, dim=3)  # (b, c, q, h, n)
+    states = torch.einsum("bcshn,bcshp->bchpn", Bh, xdt_end)
+
+    # 3. pass states across chunks: end of chunk j reaches end of chunk i if no boundary lies between
+    chunk_cum = torch.cumsum(a_cum[..., -1], dim=-1)  # (b, h, c)
+    ends = _segsum_exp(chunk_cum, seg_end.unsqueeze(1))  # (b, h, c, c) [i, j]
+    carried = torch.einsum("bhij,bjhpn->bihpn", ends, states)  # state at end of chunk i
+    prev = F.pad(carried, (0, 0, 0, 0, 0, 0, 1, 0))[:, :-1]  # (b, c, h, p, n): state entering chunk c
+    prev_seg = F.pad(seg_end, (1, 0), value=-3)[:, :-1]  # (b, c)
+
+    # 4. contribution of the incoming state to each token of its segment
+    into = torch.exp(a_cum) * (segs == prev_seg.unsqueeze(-1)).to(f32).unsqueeze(1)  # (b, h, c, q)
+    Ch = Cs.repeat_interleave(rep, dim=3)  # (b, c, q, h, n)
+    y_prev = torch.einsum("bclhn,bchpn->bclhp", Ch, prev)
+    y = y + y_prev * into.permute(0, 2, 3, 1).unsqueeze(-1)
+    y = y + xs * D.to(f32).view(1, 1, 1, h, 1)
+    return y.reshape(b, nc * q, h, p)[:, :length].to(x.dtype)
+
+
+def ssd_recurrence(
+    x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor, D: Tensor, seq_idx: Tensor | None = None
+) -> Tensor:
+    """Step-by-step reference of the same recurrence (one token at a time; slow, for tests and benchmarks)."""
+    b, length, h, p = x.shape
+    g, n = B.shape[2], B.shape[3]
+    seg = segment_ids(seq_idx, b, length, x.device)
+    Bh = B.repeat_interleave(h // g, dim=2)  # (b, l, h, n)
+    Ch = C.repeat_interleave(h // g, dim=2)
+    state = x.new_zeros(b, h, p, n)
+    ys = []
+    for t in range(length):
+        if t > 0:
+            keep = (seg[:, t] == seg[:, t - 1]).to(x.dtype).view(b, 1, 1, 1)
+            state = state * keep  # reset at an event boundary
+        decay = torch.exp(dt[:, t] * A).view(b, h, 1, 1)
+        state = decay * state + (dt[:, t].unsqueeze(-1) * x[:, t]).unsqueeze(-1) * Bh[:, t].unsqueeze(2)
+        ys.append(torch.einsum("bhpn,bhn->bhp", state, Ch[:, t]) + D.view(1, h, 1) * x[:, t])
+    return torch.stack(ys, dim=1) if ys else x.clone()
