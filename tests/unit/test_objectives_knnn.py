@@ -1,0 +1,148 @@
+"""k-NNN targets against the O(n^2) reference, edge cases, loss and difficulty rescaling."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from scaling.inputs.pipeline import Sample, pack_samples
+from scaling.objectives import ObjectiveConfig, build_objective, knnn_brute_force, knnn_neighbours
+
+
+def _feats(pos: np.ndarray) -> np.ndarray:
+    return np.concatenate([np.zeros((pos.shape[0], 1)), pos], axis=1).astype(np.float32)
+
+
+def _sample(obj, pos: np.ndarray, event_id: int = 0) -> Sample:
+    f = _feats(pos)
+    t = obj.build_targets(f)
+    return Sample(features=f, targets=t, perm=np.arange(len(f)), event_id=event_id, weight=1.0)
+
+
+@pytest.mark.parametrize("n", [0, 1, 2, 3, 17, 400])
+@pytest.mark.parametrize("k", [1, 5, 30])
+def test_matches_brute_force_on_random_events(n: int, k: int) -> None:
+    pos = np.random.default_rng(n * 100 + k).random((n, 3))
+    idx, dist = knnn_neighbours(pos, k)
+    ref_idx, ref_dist = knnn_brute_force(pos, k)
+    assert idx.shape == (n, k)
+    assert np.array_equal(idx, ref_idx)
+    np.testing.assert_allclose(dist, ref_dist)
+
+
+def test_ties_break_like_the_reference() -> None:
+    # A coarse grid: many exactly equal distances and equal radii.
+    pos = np.floor(np.random.default_rng(0).random((300, 3)) * 4) / 4
+    idx, _ = knnn_neighbours(pos, 30)
+    ref, _ = knnn_brute_force(pos, 30)
+    assert np.array_equal(idx, ref)
+
+
+def test_neighbours_have_larger_r_and_come_sorted_by_distance() -> None:
+    pos = np.random.default_rng(1).random((500, 3))
+    idx, dist = knnn_neighbours(pos, 30)
+    ok = idx >= 0
+    rows = np.nonzero(ok)[0]
+    assert np.all(pos[idx[ok], 0] > pos[rows, 0])
+    assert np.all(np.diff(np.where(ok, dist, 1e9), axis=1) >= 0)  # masked slots come last
+    # fewer than k larger-r points: exactly that many neighbours, the rest masked
+    n_larger = (pos[None, :, 0] > pos[:, None, 0]).sum(axis=1)
+    assert np.array_equal(ok.sum(axis=1), np.minimum(n_larger, 30))
+
+
+def test_phi_is_periodic() -> None:
+    pos = np.array([[0.1, 0.99, 0.5], [0.2, 0.01, 0.5], [0.2, 0.5, 0.5]])
+    idx, dist = knnn_neighbours(pos, 2)
+    assert idx[0].tolist() == [1, 2]
+    assert dist[0, 0] == pytest.approx(np.hypot(0.1, 0.02))
+    t = build_objective(ObjectiveConfig(k=2)).build_targets(_feats(pos))["target"]
+    np.testing.assert_allclose(t[0, :3], [0.1, 0.02, 0.0], atol=1e-6)  # wrapped offset, not -0.98
+
+
+def test_targets_are_offsets_or_absolute() -> None:
+    pos = np.random.default_rng(2).random((50, 3))
+    rel = build_objective(ObjectiveConfig(k=4)).build_targets(_feats(pos))
+    ab = build_objective(ObjectiveConfig(k=4, relative_targets=False)).build_targets(_feats(pos))
+    idx, _ = knnn_brute_force(pos, 4)
+    m = rel["mask"]
+    assert np.array_equal(m, idx >= 0) and rel["target"].shape == (50, 12)
+    got_abs = ab["target"].reshape(50, 4, 3)[m]
+    np.testing.assert_allclose(got_abs, pos[idx[m]], atol=1e-6)
+    off = rel["target"].reshape(50, 4, 3)
+    assert np.all(off[~m] == 0) and np.all(np.abs(off[..., 1]) <= 0.5)
+
+
+def test_all_points_at_one_radius_give_a_zero_not_nan_loss() -> None:
+    obj = build_objective(ObjectiveConfig(k=30))
+    pos = np.random.default_rng(3).random((40, 3))
+    pos[:, 0] = 0.5
+    s = _sample(obj, pos)
+    assert not s.targets["mask"].any() and float(s.targets["difficulty"]) == 0.0
+    batch = pack_samples([s])
+    pred = torch.randn(1, 40, obj.out_dim, requires_grad=True)
+    loss = obj.loss(pred, batch)
+    loss.backward()
+    assert loss.item() == 0.0 and torch.isfinite(pred.grad).all()
+
+
+def test_loss_is_masked_weighted_and_differentiable() -> None:
+    obj = build_objective(ObjectiveConfig(k=5))
+    rng = np.random.default_rng(4)
+    samples = [_sample(obj, rng.random((n, 3)), event_id=i) for i, n in enumerate([30, 7, 1])]
+    batch = pack_samples(samples)
+    target = batch.targets["target"]
+    assert obj.loss(target.clone(), batch).item() == pytest.approx(0.0, abs=1e-12)
+    pred = (target + 0.1 * torch.randn_like(target)).requires_grad_()
+    loss = obj.loss(pred, batch)
+    loss.backward()
+    assert loss.item() > 0 and torch.isfinite(pred.grad).all()
+    # masked slots do not matter
+    masked = ~batch.targets["mask"].repeat_interleave(3, dim=1)
+    moved = pred.detach().clone()
+    moved[masked] += 100.0
+    assert obj.loss(moved, batch).item() == pytest.approx(loss.item(), rel=1e-6)
+    # per-event MSE by hand, mean over events that have targets (the 1-point event has none)
+    per_event = []
+    for e in range(2):
+        sel = batch.seq_idx[0] == e
+        m = masked[sel]
+        err = (pred.detach()[sel] - target[sel]) ** 2
+        per_event.append(float(err[~m].mean()))
+    assert loss.item() == pytest.approx(np.mean(per_event), rel=1e-5)
+    batch.weights = torch.tensor([3.0, 1.0, 1.0])
+    assert obj.loss(pred.detach(), batch).item() == pytest.approx(
+        (3 * per_event[0] + per_event[1]) / 2, rel=1e-5
+    )
+    with pytest.raises(ValueError, match="expected"):
+        obj.loss(pred.detach()[:, :3], batch)
+
+
+def test_difficulty_fit_weights_and_switch() -> None:
+    obj = build_objective(ObjectiveConfig(k=5, difficulty_bins=4))
+    rng = np.random.default_rng(5)
+    # sparse events (few points) are harder: larger neighbour distances
+    samples = [_sample(obj, rng.random((int(n), 3))) for n in rng.integers(20, 400, 40)]
+    table = obj.fit_difficulty(samples)
+    table = json.loads(json.dumps(table))  # JSON-able
+    w = np.asarray(table["weights"])
+    assert len(table["edges"]) == 5 and np.all(np.diff(w) < 0)  # harder bins weigh less
+    weights = [obj.event_weight(s.targets) for s in samples]
+    assert np.mean(weights) == pytest.approx(1.0, rel=1e-6)
+    other = build_objective(ObjectiveConfig(k=5, difficulty_rescaling=False))
+    other.load_difficulty(table)
+    assert all(other.event_weight(s.targets) == 1.0 for s in samples)
+    with pytest.raises(ValueError, match="difficulty_bins"):
+        build_objective(ObjectiveConfig(k=5, difficulty_bins=50)).fit_difficulty(samples)
+    with pytest.raises(ValueError, match="weights"):
+        obj.load_difficulty({"edges": [0, 1]})
+
+
+def test_config_errors_name_the_field() -> None:
+    with pytest.raises(ValueError, match="objective.name.*'masked'.*knnn"):
+        ObjectiveConfig(name="masked")
+    with pytest.raises(ValueError, match="objective.k"):
+        ObjectiveConfig(k=0)
+    assert build_objective(ObjectiveConfig()).out_dim == 90
