@@ -137,7 +137,7 @@ class KnnnObjective(Objective):
         difficulty = float(dist[mask].mean()) if n_valid else 0.0
         proxy = float((off[mask] ** 2).mean()) if n_valid else 0.0
         return {
-            "target": target.reshape(pos.shape[0], -1).astype(np.float32),
+            "target": target.reshape(pos.shape[0], 3 * self.cfg.k).astype(np.float32),
             "mask": mask,
             "difficulty": np.asarray(difficulty, dtype=np.float32),
             "proxy": np.asarray(proxy, dtype=np.float32),
