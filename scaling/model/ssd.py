@@ -47,13 +47,19 @@ def causal_conv1d(x: Tensor, weight: Tensor, bias: Tensor | None, seg: Tensor | 
     return out if bias is None else out + bias
 
 
-def _segsum_exp(a_cum: Tensor, seg: Tensor) -> Tensor:
-    """exp(a_cum[i] - a_cum[j]) for j <= i in the same segment, else 0. a_cum (..., Q), seg (..., Q)."""
-    diff = a_cum.unsqueeze(-1) - a_cum.unsqueeze(-2)  # (..., Q, Q) [i, j]
-    q = a_cum.shape[-1]
-    causal = torch.ones(q, q, dtype=torch.bool, device=a_cum.device).tril()
-    keep = causal & (seg.unsqueeze(-1) == seg.unsqueeze(-2))
-    return torch.exp(diff.masked_fill(~keep, float("-inf")))  # mask before exp
+def _segsum_exp(a: Tensor, seg: Tensor) -> Tensor:
+    """exp(a[j+1] + ... + a[i]) for j <= i in the same segment, else 0. a (..., Q) per-step log decays.
+
+    The sums are cumulated along i from a masked copy (not taken as differences of one cumsum), which keeps
+    them exact to float32 rounding however long the chunk (the stable segsum of the Mamba-2 reference).
+    """
+    q = a.shape[-1]
+    strict = torch.ones(q, q, dtype=torch.bool, device=a.device).tril(-1)
+    rows = a.unsqueeze(-1).expand(*a.shape, q).masked_fill(~strict, 0.0)  # [i, j] = a[i] if i > j
+    sums = torch.cumsum(rows, dim=-2)  # (..., Q, Q): [i, j] = a[j+1] + ... + a[i]
+    keep = strict.logical_or(torch.eye(q, dtype=torch.bool, device=a.device))
+    keep = keep & (seg.unsqueeze(-1) == seg.unsqueeze(-2))
+    return torch.exp(sums.masked_fill(~keep, float("-inf")))  # mask before exp
 
 
 def ssd_chunked(
@@ -91,21 +97,21 @@ def ssd_chunked(
     rep = h // g  # heads per group
 
     # 1. within each chunk: y[i] = sum_j (C_i . B_j) exp(a_cum[i] - a_cum[j]) dt_j x_j
-    L = _segsum_exp(a_cum, segs.unsqueeze(1))  # (b, h, c, q, q)
+    L = _segsum_exp(a, segs.unsqueeze(1))  # (b, h, c, q, q)
     cb = torch.einsum("bclgn,bcsgn->bgcls", Cs, Bs).repeat_interleave(rep, dim=1)  # (b, h, c, q, q)
     y = torch.einsum("bhcls,bcshp->bclhp", cb * L, xdt)
 
     # 2. state at each chunk end, from that chunk's tokens of the chunk's last segment
     seg_end = segs[:, :, -1]  # (b, c)
     same_end = (segs == seg_end.unsqueeze(-1)).to(f32)  # (b, c, q)
-    decay_to_end = torch.exp(a_cum[..., -1:] - a_cum) * same_end.unsqueeze(1)  # (b, h, c, q)
+    to_end = torch.flip(torch.cumsum(torch.flip(a, [-1]), -1), [-1]) - a  # a[j+1] + ... + a[Q-1]
+    decay_to_end = torch.exp(to_end) * same_end.unsqueeze(1)  # (b, h, c, q)
     xdt_end = xdt * decay_to_end.permute(0, 2, 3, 1).unsqueeze(-1)  # (b, c, q, h, p)
     Bh = Bs.repeat_interleave(rep, dim=3)  # (b, c, q, h, n)
     states = torch.einsum("bcshn,bcshp->bchpn", Bh, xdt_end)
 
     # 3. pass states across chunks: end of chunk j reaches end of chunk i if no boundary lies between
-    chunk_cum = torch.cumsum(a_cum[..., -1], dim=-1)  # (b, h, c)
-    ends = _segsum_exp(chunk_cum, seg_end.unsqueeze(1))  # (b, h, c, c) [i, j]
+    ends = _segsum_exp(a_cum[..., -1], seg_end.unsqueeze(1))  # (b, h, c, c) [i, j]
     carried = torch.einsum("bhij,bjhpn->bihpn", ends, states)  # state at end of chunk i
     prev = F.pad(carried, (0, 0, 0, 0, 0, 0, 1, 0))[:, :-1]  # (b, c, h, p, n): state entering chunk c
     prev_seg = F.pad(seg_end, (1, 0), value=-3)[:, :-1]  # (b, c)
