@@ -26,7 +26,9 @@ from scipy.spatial import cKDTree
 
 from scaling.objectives.base import Objective, register
 
-_BOX = (4.0, 1.0, 4.0)  # r and eta never wrap (data in [0, 1]); phi wraps with period 1
+# r and eta never wrap (data in [0, 1]); phi wraps with period 1
+_BOX = (4.0, 1.0, 4.0)
+N_SLABS = 8  # r slabs per search round (more: smaller trees but more of them)
 
 
 def pair_offsets(pos: np.ndarray, idx: np.ndarray) -> np.ndarray:
@@ -42,10 +44,17 @@ def knnn_neighbours(pos: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
 
     pos: (n, 3) normalised [r, phi, eta]."""
     pos = np.asarray(pos, dtype=np.float64)
+    idx = knnn_indices(pos, k)
+    dist = np.where(idx >= 0, np.linalg.norm(pair_offsets(pos, idx), axis=-1), np.inf)
+    return idx, dist
+
+
+def knnn_indices(pos: np.ndarray, k: int) -> np.ndarray:
+    """The indices part of `knnn_neighbours` (pos float64)."""
     n = pos.shape[0]
     idx = np.full((n, k), -1, dtype=np.int64)
     if n < 2:
-        return idx, np.full((n, k), np.inf)
+        return idx
     r = pos[:, 0]
     n_larger = n - np.searchsorted(np.sort(r), r, side="right")
     todo = np.flatnonzero(n_larger > 0)
@@ -53,25 +62,43 @@ def knnn_neighbours(pos: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     data[:, 1] = np.mod(data[:, 1], 1.0)
     kq = 2 * k + 2
     while todo.size:
-        # Only points above the lowest unsettled r can be targets: each round's tree holds just those, so
-        # the outer points left for later rounds search a small, mostly valid set.
-        sub = np.flatnonzero(r > r[todo].min())
-        kq = min(kq, sub.size)
-        d, j = cKDTree(data[sub], boxsize=_BOX).query(data[todo], k=kq)
-        d, j = d.reshape(todo.size, kq), sub[j.reshape(todo.size, kq)]
-        valid = r[j] > r[todo][:, None]  # (m, kq)
-        d, j, valid = _order_ties(d, j, valid)
-        rank = np.cumsum(valid, axis=1) - 1
-        n_valid = rank[:, -1] + 1
-        kth = np.take_along_axis(d, _kth_pos(rank, valid, k), 1)[:, 0]  # distance of the k-th valid
-        done = (kq >= sub.size) | (n_valid >= n_larger[todo]) | ((n_valid >= k) & (kth < d[:, -1]))
-        sel = valid & (rank < k) & done[:, None]
-        rows, cols = np.nonzero(sel)
-        idx[todo[rows], rank[rows, cols]] = j[rows, cols]
-        todo = todo[~done]
+        # Points are searched in slabs of increasing r, each against a tree of only the points above the
+        # slab's lowest r: candidates below a point's own r (never targets) are few, so few queries suffice.
+        todo = todo[np.argsort(r[todo], kind="stable")]
+        left = [
+            _settle(data, r, n_larger, slab, k, kq, idx)
+            for slab in np.array_split(todo, max(1, min(N_SLABS, todo.size // (4 * k))))
+        ]
+        todo = np.concatenate(left)
         kq = 2 * kq
-    dist = np.where(idx >= 0, np.linalg.norm(pair_offsets(pos, idx), axis=-1), np.inf)
-    return idx, dist
+    return idx
+
+
+def _settle(
+    data: np.ndarray,
+    r: np.ndarray,
+    n_larger: np.ndarray,
+    todo: np.ndarray,
+    k: int,
+    kq: int,
+    idx: np.ndarray,
+) -> np.ndarray:
+    """Query `kq` candidates for the points `todo`, write the settled ones into idx, return the others."""
+    sub = np.flatnonzero(r > r[todo].min())
+    kq = min(kq, sub.size)
+    d, j = cKDTree(data[sub], boxsize=_BOX).query(data[todo], k=kq)
+    d, j = d.reshape(todo.size, kq), sub[j.reshape(todo.size, kq)]
+    valid = r[j] > r[todo][:, None]  # (m, kq)
+    d, j, valid = _order_ties(d, j, valid)
+    rank = np.cumsum(valid, axis=1) - 1
+    n_valid = rank[:, -1] + 1
+    kth = np.take_along_axis(d, _kth_pos(rank, valid, k), 1)[:, 0]  # distance of the k-th valid
+    # Settled: every larger-r point seen, or k valid candidates all strictly inside the searched ball.
+    done = (kq >= sub.size) | (n_valid >= n_larger[todo]) | ((n_valid >= k) & (kth < d[:, -1]))
+    sel = valid & (rank < k) & done[:, None]
+    rows, cols = np.nonzero(sel)
+    idx[todo[rows], rank[rows, cols]] = j[rows, cols]
+    return todo[~done]
 
 
 def _kth_pos(rank: np.ndarray, valid: np.ndarray, k: int) -> np.ndarray:
@@ -127,9 +154,10 @@ class KnnnObjective(Objective):
     def build_targets(self, features01_sorted: np.ndarray) -> dict[str, np.ndarray]:
         """{"target": (n, 3k) f32, "mask": (n, k) bool, "difficulty": () f32, "proxy": () f32}."""
         pos = np.asarray(features01_sorted, dtype=np.float64)[:, 1:4]
-        idx, dist = knnn_neighbours(pos, self.cfg.k)
+        idx = knnn_indices(pos, self.cfg.k)
         mask = idx >= 0
         off = pair_offsets(pos, idx)  # (n, k, 3)
+        dist = np.sqrt(np.square(off).sum(-1))  # (n, k)
         target = off if self.cfg.relative_targets else pos[np.where(mask, idx, 0)]
         target = np.where(mask[..., None], target, 0.0)
         n_valid = int(mask.sum())

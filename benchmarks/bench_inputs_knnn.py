@@ -1,0 +1,120 @@
+"""k-NNN target builder (k = 30): events/s per core for the whole per-event pipeline, and the speed ratio of
+the tree-based target builder against the O(n^2) brute-force reference, on the same events in one run.
+
+    .venv/bin/python benchmarks/bench_inputs_knnn.py            # quick (< 60 s)
+    .venv/bin/python benchmarks/bench_inputs_knnn.py --full     # more events
+
+Events come from `scaling.data.simulator.simulate_events` when it is installed; otherwise from a stand-in
+generator of the same shape (straight-ish tracks crossing 48 TPC layers between 30 and 78 cm plus curling
+low-momentum noise), and the report says which.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import time
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import numpy as np  # noqa: E402
+
+from scaling.data.schema import Event  # noqa: E402
+from scaling.data.stats import StatsAccumulator  # noqa: E402
+from scaling.inputs import Normalizer, prepare_event  # noqa: E402
+from scaling.objectives import (  # noqa: E402
+    ObjectiveConfig,
+    build_objective,
+    knnn_brute_force,
+    knnn_neighbours,
+)
+
+LAYERS_CM = np.concatenate(
+    [np.linspace(30.3, 40.0, 16), np.linspace(41.0, 57.0, 16), np.linspace(58.5, 77.5, 16)]
+)
+
+
+def standin_event(rng: np.random.Generator, event_id: int) -> Event:
+    """A TPC-shaped event: 5-60 tracks over 48 layers, 150 um / 1 mm smearing, ~10 % noise points."""
+    n_tracks = int(rng.integers(5, 61))
+    pts = []
+    for _ in range(n_tracks):
+        phi0, eta = rng.uniform(-math.pi, math.pi), rng.uniform(-1.1, 1.1)
+        curv = rng.normal(0.0, 0.004)  # phi bend per cm
+        n_layers = int(rng.integers(10, 49))
+        r = LAYERS_CM[:n_layers]
+        phi = phi0 + curv * (r - r[0]) + rng.normal(0, 0.015 / r)
+        z = r * math.sinh(eta) + rng.normal(0, 0.1, n_layers)
+        pts.append(np.stack([rng.gamma(2.0, 120.0, n_layers), r * np.cos(phi), r * np.sin(phi), z], 1))
+    n_noise = int(0.1 * sum(len(p) for p in pts))
+    r = rng.uniform(30.3, 77.5, n_noise)
+    phi = rng.uniform(-math.pi, math.pi, n_noise)
+    z = rng.uniform(-100, 100, n_noise)
+    pts.append(np.stack([rng.gamma(2.0, 200.0, n_noise), r * np.cos(phi), r * np.sin(phi), z], 1))
+    p = np.concatenate(pts).astype(np.float32)
+    n = len(p)
+    return Event(
+        points=p,
+        track_id=np.zeros(n, np.int64),
+        pid=np.zeros(n, np.int8),
+        noise=np.zeros(n, np.uint8),
+        event_id=event_id,
+    )
+
+
+def bench_events(n: int, seed: int = 0) -> tuple[list[Event], str]:
+    """n events and the name of their source."""
+    try:
+        from scaling.data.simulator import simulate_events
+    except ImportError:
+        return [standin_event(np.random.default_rng([seed, i]), i) for i in range(n)], "stand-in generator"
+    events = []
+    for i, ev in enumerate(simulate_events(n, seed)):
+        ev.event_id = i
+        events.append(ev)
+    return events, "scaling.data.simulator"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--full", action="store_true", help="more events (slower)")
+    args = parser.parse_args()
+    n_events, n_brute = (200, 40) if args.full else (40, 8)
+    events, source = bench_events(n_events)
+    acc = StatsAccumulator()
+    for ev in events:
+        acc.add(ev.points)
+    norm = Normalizer.from_stats(acc.finish())
+    obj = build_objective(ObjectiveConfig(k=30))
+    sizes = np.array([ev.n_points for ev in events])
+    print(
+        f"events: {n_events} from {source}; points/event median {np.median(sizes):.0f}, "
+        f"mean {sizes.mean():.0f}, max {sizes.max()}; 1 thread"
+    )
+
+    t0 = time.perf_counter()
+    samples = [prepare_event(ev, normalizer=norm, serialization="raster", objective=obj) for ev in events]
+    pipe_s = time.perf_counter() - t0
+    print(
+        f"whole pipeline (coordinates + raster + k-NNN targets): {n_events / pipe_s:.1f} events/s per core "
+        f"({1e3 * pipe_s / n_events:.2f} ms/event; goal >= 250 events/s)"
+    )
+
+    pos = [s.features[:, 1:].astype(np.float64) for s in samples[:n_brute]]
+    t0 = time.perf_counter()
+    fast = [knnn_neighbours(p, 30)[0] for p in pos]
+    tree_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    ref = [knnn_brute_force(p, 30)[0] for p in pos]
+    brute_s = time.perf_counter() - t0
+    same = all(np.array_equal(a, b) for a, b in zip(fast, ref, strict=True))
+    print(
+        f"target builder on {n_brute} events: tree {1e3 * tree_s / n_brute:.2f} ms/event, brute force "
+        f"{1e3 * brute_s / n_brute:.2f} ms/event; ratio brute/tree = {brute_s / tree_s:.1f}x; "
+        f"identical: {same}"
+    )
+
+
+if __name__ == "__main__":
+    main()
