@@ -13,6 +13,7 @@ padded [B, L_max, 4] batch, kept for comparison (benchmarks/bench_inputs_packing
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
@@ -148,20 +149,30 @@ def pack_samples(samples: list[Sample], *, max_tokens: int | None = None) -> Pac
     )
 
 
-def pack_by_token_budget(samples: Iterable[Sample], max_tokens: int) -> Iterator[list[Sample]]:
-    """Group consecutive samples into batches of at most `max_tokens` tokens; events are never split, and an
-    event longer than the budget is a batch of its own."""
+def pack_by_token_budget(
+    samples: Iterable[Sample], max_tokens: int, *, lookahead: int = 0
+) -> Iterator[list[Sample]]:
+    """Group samples into batches of at most `max_tokens` tokens; events are never split, and an event longer
+    than the budget is a batch of its own. With `lookahead` > 0 up to that many later events wait in a buffer
+    and fill the gap an event too long for the batch would leave (best for budgets of few events)."""
     if max_tokens < 1:
         raise ValueError(f"pack_by_token_budget: max_tokens must be >= 1, got {max_tokens}")
-    group: list[Sample] = []
-    used = 0
-    for s in samples:
-        if group and used + s.n_points > max_tokens:
-            yield group
-            group, used = [], 0
-        group.append(s)
-        used += s.n_points
-    if group:
+    if lookahead < 0:
+        raise ValueError(f"pack_by_token_budget: lookahead must be >= 0, got {lookahead}")
+    stream = iter(samples)
+    buf: list[Sample] = []
+    while True:
+        group: list[Sample] = []
+        used = 0
+        while True:
+            buf.extend(itertools.islice(stream, lookahead + 1 - len(buf)))
+            pick = next((i for i, s in enumerate(buf) if not group or used + s.n_points <= max_tokens), None)
+            if pick is None:
+                break
+            group.append(buf.pop(pick))
+            used += group[-1].n_points
+        if not group:
+            return
         yield group
 
 

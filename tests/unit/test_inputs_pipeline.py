@@ -110,6 +110,9 @@ def test_token_budget_never_splits_events(norm: Normalizer) -> None:
     assert [[s.event_id for s in g] for g in groups] == [[0, 1], [2], [3, 4, 5], [6]]
     for g in groups:
         assert len(g) == 1 or sum(s.n_points for s in g) <= 100
+    filled = list(pack_by_token_budget(iter(samples), max_tokens=100, lookahead=3))
+    assert sorted(s.event_id for g in filled for s in g) == list(range(7))  # each event exactly once
+    assert [[s.event_id for s in g] for g in filled] == [[0, 1, 3], [2], [4, 5], [6]]
     padded = pad_samples(samples)
     assert padded.features.shape == (7, 500, 4)
     assert padded.padding_fraction == pytest.approx(1 - sum(lengths) / (7 * 500))
