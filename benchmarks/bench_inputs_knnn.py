@@ -19,6 +19,7 @@ import time
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import numpy as np  # noqa: E402
+import torch  # noqa: E402
 
 from scaling.data.schema import Event  # noqa: E402
 from scaling.data.stats import StatsAccumulator  # noqa: E402
@@ -27,6 +28,7 @@ from scaling.objectives import (  # noqa: E402
     ObjectiveConfig,
     build_objective,
     knnn_brute_force,
+    knnn_indices_torch,
     knnn_neighbours,
 )
 
@@ -86,33 +88,44 @@ def main() -> None:
     for ev in events:
         acc.add(ev.points)
     norm = Normalizer.from_stats(acc.finish())
-    obj = build_objective(ObjectiveConfig(k=30))
+    torch.set_num_threads(1)
     sizes = np.array([ev.n_points for ev in events])
     print(
         f"events: {n_events} from {source}; points/event median {np.median(sizes):.0f}, "
         f"mean {sizes.mean():.0f}, max {sizes.max()}; 1 thread"
     )
 
-    t0 = time.perf_counter()
-    samples = [prepare_event(ev, normalizer=norm, serialization="raster", objective=obj) for ev in events]
-    pipe_s = time.perf_counter() - t0
-    print(
-        f"whole pipeline (coordinates + raster + k-NNN targets): {n_events / pipe_s:.1f} events/s per core "
-        f"({1e3 * pipe_s / n_events:.2f} ms/event; goal >= 250 events/s)"
-    )
+    for backend in ("tree", "torch"):
+        obj = build_objective(ObjectiveConfig(k=30, target_backend=backend))
+        t0 = time.perf_counter()
+        samples = [prepare_event(ev, normalizer=norm, serialization="raster", objective=obj) for ev in events]
+        pipe_s = time.perf_counter() - t0
+        print(
+            f"whole pipeline (coordinates + raster + k-NNN targets, {backend} backend on cpu): "
+            f"{n_events / pipe_s:.1f} events/s per core ({1e3 * pipe_s / n_events:.2f} ms/event; goal >= 250)"
+        )
 
     pos = [s.features[:, 1:].astype(np.float64) for s in samples[:n_brute]]
-    t0 = time.perf_counter()
-    fast = [knnn_neighbours(p, 30)[0] for p in pos]
-    tree_s = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    ref = [knnn_brute_force(p, 30)[0] for p in pos]
-    brute_s = time.perf_counter() - t0
-    same = all(np.array_equal(a, b) for a, b in zip(fast, ref, strict=True))
+    timings = {}
+    results = {}
+    for name, fn in (
+        ("tree", lambda p: knnn_neighbours(p, 30)[0]),
+        ("torch", lambda p: knnn_indices_torch(torch.from_numpy(p), 30).numpy()),
+        ("brute force", lambda p: knnn_brute_force(p, 30)[0]),
+    ):
+        t0 = time.perf_counter()
+        results[name] = [fn(p) for p in pos]
+        timings[name] = time.perf_counter() - t0
+    same = all(
+        np.array_equal(a, b)
+        for name in ("tree", "torch")
+        for a, b in zip(results[name], results["brute force"], strict=True)
+    )
+    ms = {name: 1e3 * t / n_brute for name, t in timings.items()}
     print(
-        f"target builder on {n_brute} events: tree {1e3 * tree_s / n_brute:.2f} ms/event, brute force "
-        f"{1e3 * brute_s / n_brute:.2f} ms/event; ratio brute/tree = {brute_s / tree_s:.1f}x; "
-        f"identical: {same}"
+        f"target builder on {n_brute} events (ms/event): tree {ms['tree']:.2f}, torch {ms['torch']:.2f}, "
+        f"brute force {ms['brute force']:.2f}; ratio brute/tree = {ms['brute force'] / ms['tree']:.1f}x, "
+        f"brute/torch = {ms['brute force'] / ms['torch']:.1f}x; identical to brute force: {same}"
     )
 
 

@@ -9,7 +9,12 @@ A new objective is one file: subclass `Objective`, decorate with `@register("nam
 
 from scaling.objectives.base import REGISTRY, Objective, ObjectiveConfig, build_objective, register
 from scaling.objectives.difficulty import fit_difficulty_table
-from scaling.objectives.knnn import KnnnObjective, knnn_brute_force, knnn_neighbours
+from scaling.objectives.knnn import (
+    KnnnObjective,
+    knnn_brute_force,
+    knnn_indices_torch,
+    knnn_neighbours,
+)
 from scaling.objectives.next_token import NextTokenObjective
 
 __all__ = [
@@ -21,6 +26,7 @@ __all__ = [
     "build_objective",
     "fit_difficulty_table",
     "knnn_brute_force",
+    "knnn_indices_torch",
     "knnn_neighbours",
     "register",
 ]

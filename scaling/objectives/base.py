@@ -39,6 +39,11 @@ class ObjectiveConfig:
     )
     difficulty_rescaling: bool = doc("weight per-event losses by event difficulty (paper B.7)", default=True)
     difficulty_bins: int = doc("number of equal-frequency difficulty bins", default=10)
+    target_backend: str = doc(
+        "k-NNN search: tree (scipy k-d tree, CPU) or torch (blocked dense top-k on target_device)",
+        default="tree",
+    )
+    target_device: str = doc("device of the torch target backend (cpu, cuda)", default="cpu")
 
     def __post_init__(self) -> None:
         if self.name not in REGISTRY:
@@ -47,6 +52,8 @@ class ObjectiveConfig:
             )
         if self.k < 1:
             raise ValueError(f"objective.k: must be >= 1, got {self.k}")
+        if self.target_backend not in ("tree", "torch"):
+            raise ValueError(f"objective.target_backend: {self.target_backend!r} is not tree or torch")
         if self.difficulty_bins < 1:
             raise ValueError(f"objective.difficulty_bins: must be >= 1, got {self.difficulty_bins}")
 

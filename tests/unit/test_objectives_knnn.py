@@ -10,6 +10,7 @@ import torch
 
 from scaling.inputs.pipeline import Sample, pack_samples
 from scaling.objectives import ObjectiveConfig, build_objective, knnn_brute_force, knnn_neighbours
+from scaling.objectives.knnn import knnn_indices_torch
 
 
 def _feats(pos: np.ndarray) -> np.ndarray:
@@ -146,3 +147,16 @@ def test_config_errors_name_the_field() -> None:
     with pytest.raises(ValueError, match="objective.k"):
         ObjectiveConfig(k=0)
     assert build_objective(ObjectiveConfig()).out_dim == 90
+
+
+@pytest.mark.parametrize("n", [0, 1, 2, 20, 300])
+def test_torch_backend_matches_the_reference(n: int) -> None:
+    pos = np.random.default_rng(n + 11).random((n, 3))
+    got = knnn_indices_torch(torch.from_numpy(pos), 30, block=64).numpy()
+    assert np.array_equal(got, knnn_brute_force(pos, 30)[0])
+    tree = build_objective(ObjectiveConfig(k=30)).build_targets(_feats(pos))
+    dense = build_objective(ObjectiveConfig(k=30, target_backend="torch")).build_targets(_feats(pos))
+    np.testing.assert_array_equal(tree["mask"], dense["mask"])
+    np.testing.assert_allclose(tree["target"], dense["target"])
+    with pytest.raises(ValueError, match="objective.target_backend"):
+        ObjectiveConfig(target_backend="faiss")
