@@ -36,33 +36,28 @@ class RawSource:
         return [np.asarray(self.normalizer.features(ev.points), dtype=np.float32) for ev in events]
 
 
-def checkpoint_folder(path: str | Path, step: int | None) -> Path:
-    """The step folder a run directory (or a step folder itself) resolves to, as the trainer lays them out."""
-    p = Path(path).resolve()
-    ckpts = p / "checkpoints"
-    if ckpts.is_dir():
-        if step is not None:
-            return ckpts / f"step-{step:08d}"
-        latest = ckpts / "latest"
-        if not latest.is_file():
-            raise ValueError(f"{ckpts}: no 'latest' pointer; pass step= or finish the run")
-        return ckpts / latest.read_text().strip()
-    return p
-
-
 def checkpoint_key(path: str | Path, step: int | None) -> str:
-    """Cache key of a checkpoint: its resolved folder plus the size and time of every file in it."""
-    folder = checkpoint_folder(path, step)
-    if not folder.is_dir():
-        raise ValueError(f"{folder}: checkpoint folder not found; check the backbone path and step")
+    """Cache key of a checkpoint: its resolved step folder plus the size and time of every file in it."""
+    from scaling.train.checkpoint import resolve_checkpoint
+
+    try:
+        folder = resolve_checkpoint(path, step).resolve()
+    except FileNotFoundError as err:
+        raise ValueError(f"{err}; check backbone= and step=") from None
     files = sorted(f for f in folder.rglob("*") if f.is_file())
     stamp = [(f.name, f.stat().st_size, int(f.stat().st_mtime)) for f in files]
     return "bb-" + hash_key(folder, stamp)
 
 
 def _serialization_order(train_cfg: Any) -> str:
-    ser = getattr(train_cfg, "serialization", "raster")
-    return ser if isinstance(ser, str) else str(getattr(ser, "order", "raster"))
+    return str(getattr(train_cfg, "serialization", "raster"))
+
+
+def backbone_width(train_cfg: Any) -> int:
+    """d_model of a pretraining config (a named model's width filled in)."""
+    from scaling.model import resolve_model_config
+
+    return int(resolve_model_config(train_cfg.model).width)
 
 
 class BackboneSource:
@@ -76,7 +71,7 @@ class BackboneSource:
         self.stats = stats
         self.order = _serialization_order(train_cfg)
         self.normalizer = Normalizer.from_stats(stats)
-        self.width = int(train_cfg.model.width)
+        self.width = backbone_width(train_cfg)
         self.key = key
 
     @classmethod
@@ -94,7 +89,7 @@ class BackboneSource:
 
         key = checkpoint_key(path, step)
         model, train_cfg = load_frozen_model(path, step=step)
-        width = int(train_cfg.model.width)
+        width = backbone_width(train_cfg)
         if expect_width is not None and width != expect_width:
             raise ValueError(
                 f"{path}: backbone width is {width}, the downstream config expects {expect_width}; "
@@ -115,7 +110,8 @@ class BackboneSource:
         feats, perms = [], []
         for ev in events:
             f = np.asarray(self.normalizer.features(ev.points), dtype=np.float32)  # (n, 4)
-            perm = np.asarray(serialize(f, self.order, self.stats), dtype=np.int64)  # (n,)
+            rng = np.random.default_rng(ev.event_id)  # used by the 'random' order only
+            perm = np.asarray(serialize(f, self.order, self.stats, rng=rng), dtype=np.int64)  # (n,)
             feats.append(f[perm])
             perms.append(perm)
         lengths = [len(p) for p in perms]
