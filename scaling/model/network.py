@@ -105,9 +105,10 @@ class PointModel(nn.Module):
 
 def check_state_dict_shapes(model: PointModel, state_dict: dict[str, Tensor]) -> None:
     """A state_dict of another width (or head) is one clear error naming the parameter and both widths."""
-    own = model.state_dict()
-    theirs_width = state_dict.get("embedding.energy.weight")
-    width = None if theirs_width is None else int(theirs_width.shape[0])
+    # both the saved form (one in_proj.weight) and the parameter form (split rows, as ZeRO exports it)
+    own = {**{n: p.detach() for n, p in model.named_parameters()}, **model.state_dict()}
+    width_keys = ("embedding.energy.weight", "norm_f.weight", "layers.0.norm.weight")
+    width = next((int(state_dict[k].shape[0]) for k in width_keys if k in state_dict), "unknown")
     for key, value in state_dict.items():
         if key in own and tuple(value.shape) != tuple(own[key].shape):
             raise ValueError(

@@ -85,6 +85,9 @@ def test_state_dict_from_another_width_is_one_clear_error() -> None:
                                                         headdim=16)), out_dim=4)  # fmt: skip
     with pytest.raises(ValueError, match=r"embedding\.energy\.weight.*checkpoint width 48, model width 32"):
         small.load_state_dict(wide.state_dict())
+    split = {n: p.detach() for n, p in wide.named_parameters() if n != "embedding.energy.weight"}
+    with pytest.raises(ValueError, match=r"\S+ has shape .* checkpoint width 48, model width 32"):
+        small.load_state_dict(split)
 
 
 def test_bad_features_shape() -> None:
