@@ -23,7 +23,7 @@ import torch  # noqa: E402
 
 from scaling.data.schema import Event  # noqa: E402
 from scaling.data.stats import StatsAccumulator  # noqa: E402
-from scaling.inputs import Normalizer, prepare_event  # noqa: E402
+from scaling.inputs import Normalizer, prepare_event, serialize  # noqa: E402
 from scaling.objectives import (  # noqa: E402
     ObjectiveConfig,
     build_objective,
@@ -95,6 +95,15 @@ def main() -> None:
         f"mean {sizes.mean():.0f}, max {sizes.max()}; 1 thread"
     )
 
+    t0 = time.perf_counter()
+    for ev in events:
+        feats = norm.features(ev.points)
+        feats = feats[serialize(feats, "raster", norm.stats)]
+    front_s = time.perf_counter() - t0
+    print(
+        f"coordinates + raster serialisation alone: {n_events / front_s:.0f} events/s per core "
+        f"({1e3 * front_s / n_events:.2f} ms/event)"
+    )
     for backend in ("tree", "torch"):
         obj = build_objective(ObjectiveConfig(k=30, target_backend=backend))
         t0 = time.perf_counter()

@@ -107,7 +107,7 @@ class Objective:
                 f"expected ({batch.n_tokens}, {self.out_dim})"
             )
         sq, cnt = self.token_errors(pred.float(), batch.targets)  # [T], [T]
-        seq = batch.seq_idx.reshape(-1).long()  # [T]
+        seq = batch.seq_idx.reshape(-1).to(sq.device, torch.long)  # [T]
         sq_e = torch.zeros(batch.n_events, dtype=sq.dtype, device=sq.device).index_add(0, seq, sq)
         cnt_e = torch.zeros(batch.n_events, dtype=sq.dtype, device=sq.device).index_add(0, seq, cnt)
         has = cnt_e > 0
