@@ -11,11 +11,13 @@ order; offsets are small and centred, which conditions the regression far better
 (the absolute (r, phi, eta) of the neighbours with `relative_targets: false`). Points with fewer than k
 larger-r points have the missing slots masked; MSE is taken over the valid slots only.
 
-Neighbour search: one periodic k-d tree (scipy cKDTree, box size 1 along phi) over all points, queried for
-about 2k + 2 candidates; candidates with r <= r_i are dropped. A point is settled when it has k valid
-candidates all strictly closer than the farthest candidate returned (so nothing unseen can be closer, ties
-included), or when every larger-r point was seen; unsettled points are queried again with twice as many
-candidates. `knnn_brute_force` is the O(n^2) reference the tests compare with.
+Neighbour search (`knnn_indices`): points are taken in slabs of increasing r; each slab queries a periodic
+k-d tree (scipy cKDTree, box size 1 along phi) holding only the points above the slab's lowest r, for about
+2k + 2 candidates, and drops candidates with r <= r_i. A point is settled when it has k valid candidates all
+strictly closer than the farthest candidate returned (so nothing unseen can be closer, ties included), or
+when every larger-r point was seen; unsettled points go round again with twice as many candidates.
+`knnn_indices_torch` does the same search as blocked dense distances + top-k on any torch device (for
+device-side targets), and `knnn_brute_force` is the O(n^2) reference the tests compare both with.
 """
 
 from __future__ import annotations
