@@ -1,0 +1,365 @@
+"""The built-in detector simulator: p+p-like events in an sPHENIX-like TPC, the default embedded dataset.
+
+Charged primaries from a common vertex follow helices in a 1.4 T solenoid and leave one spacepoint per crossed
+readout layer (48 layers, three modules of 16, r ~ 30-78 cm, |z| < 105 cm) until they curl (2R < r) or leave
+the drift volume; low-momentum secondaries (delta electrons, photon conversions) born inside the gas loop and
+leave many points over a narrow radial range. Each point's energy is the Bethe-Bloch mean restricted dE/dx
+(species-dependent through beta*gamma = p/m) times the path length through the pad row, with Moyal (Landau)
+fluctuations, in ADC-like units. Points of particles below 60 MeV/c are labelled noise (schema rule).
+
+    >>> from scaling.data.simulator import SimulatorConfig, simulate_events, small_config
+    >>> for event in simulate_events(4, seed=0, cfg=small_config()):
+    ...     print(event.n_points, len(event.tracks))
+
+Event i of `simulate_events(n, seed, start=s)` is drawn from `default_rng([seed, s + i])` alone, so any
+slice of a dataset is reproducible without generating what comes before it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+from scaling.config import doc
+from scaling.data import physics
+from scaling.data.schema import NOISE_MOMENTUM_GEV, Event, TrackTable
+
+# Species in PID-class order (schema.PID_NAMES: other, pion, kaon, proton, electron); "other" are muons.
+SPECIES_MASS_GEV = np.array([0.1056584, 0.1395704, 0.493677, 0.9382721, 0.000511])
+SPECIES_PDG = np.array([13, 211, 321, 2212, 11])  # PDG magnitude; sign from the charge (pdg_codes)
+ELECTRON_PID = 4
+TWO_PI = 2.0 * np.pi
+
+
+@dataclass(kw_only=True)
+class SimulatorConfig:
+    """Every physics constant of the simulator (sPHENIX TPC, p+p at 200 GeV, approximately)."""
+
+    # Detector
+    b_field_t: float = doc("solenoid field along z [T]", default=1.4)
+    module_edges_cm: tuple[float, ...] = doc(
+        "radial edges of the TPC readout modules [cm]; layers are the centres of equal slices of each",
+        default=(30.3, 40.5, 57.7, 77.6),
+    )
+    layers_per_module: int = doc("readout layers (pad rows) per module", default=16)
+    z_half_length_cm: float = doc(
+        "half-length of the drift volume [cm]; points need |z| < this", default=105.0
+    )
+    hit_efficiency: float = doc("probability that a crossed layer records a spacepoint", default=0.95)
+    sigma_rphi_cm: float = doc("Gaussian position smearing along r*phi [cm]", default=0.015)
+    sigma_z_cm: float = doc("Gaussian position smearing along z [cm]", default=0.1)
+    # Collision
+    vertex_sigma_z_cm: float = doc("Gaussian spread of the collision vertex along z [cm]", default=10.0)
+    vertex_sigma_xy_cm: float = doc("Gaussian spread of the collision vertex in x and y [cm]", default=0.01)
+    multiplicity_mean: float = doc("mean number of charged primaries (negative binomial)", default=30.0)
+    multiplicity_k: float = doc("negative-binomial shape k (smaller = broader)", default=2.0)
+    multiplicity_min: int = doc("fewest charged primaries per event", default=2)
+    multiplicity_max: int = doc("most charged primaries per event", default=120)
+    fraction_other: float = doc("fraction of primaries that are muons (PID class 0, other)", default=0.03)
+    fraction_pion: float = doc("fraction of primaries that are charged pions", default=0.72)
+    fraction_kaon: float = doc("fraction of primaries that are charged kaons", default=0.12)
+    fraction_proton: float = doc("fraction of primaries that are (anti)protons", default=0.08)
+    fraction_electron: float = doc("fraction of primaries that are electrons/positrons", default=0.05)
+    tsallis_t_gev: float = doc("Tsallis temperature T of dN/dpT ~ pT (1 + pT/(nT))^-n [GeV]", default=0.15)
+    tsallis_n: float = doc("Tsallis power n (mean pT = 2 n T / (n - 3))", default=7.0)
+    pt_max_gev: float = doc("largest primary pT [GeV]; the spectrum is clipped there", default=20.0)
+    eta_max: float = doc("primaries are uniform in pseudorapidity |eta| < eta_max", default=1.3)
+    # Secondaries (the noise class)
+    secondaries_mean: float = doc(
+        "mean number of low-momentum secondaries per event (looping-hit rate)", default=3.0
+    )
+    secondaries_k: float = doc(
+        "negative-binomial shape k of the secondary count (small = rare busy events)", default=0.5
+    )
+    conversion_fraction: float = doc(
+        "fraction of secondaries that are photon conversions (e+e- pairs)", default=0.3
+    )
+    secondary_p_min_gev: float = doc(
+        "lowest momentum of a delta electron or conversion leg [GeV]", default=0.005
+    )
+    delta_p_max_gev: float = doc("highest delta-electron momentum [GeV] (log-uniform)", default=0.058)
+    conversion_e_max_gev: float = doc("highest converting-photon energy [GeV] (log-uniform)", default=0.1)
+    secondary_max_turns: float = doc(
+        "turns a looping secondary makes before it stops in the gas", default=12.0
+    )
+    secondary_cos_theta_max: float = doc(
+        "|cos theta| limit of secondary directions (uniform below)", default=0.5
+    )
+    # Energy deposit (Bethe-Bloch in the gas; PDG neon values, the main component of Ne/CF4)
+    gas_z_over_a: float = doc("Z/A of the TPC gas", default=0.49555)
+    gas_excitation_ev: float = doc("mean excitation energy I of the gas [eV]", default=137.0)
+    sternheimer_x0: float = doc("Sternheimer density-effect x0", default=2.0735)
+    sternheimer_x1: float = doc("Sternheimer density-effect x1", default=4.6421)
+    sternheimer_a: float = doc("Sternheimer density-effect a", default=0.08064)
+    sternheimer_k: float = doc("Sternheimer density-effect k", default=3.5771)
+    sternheimer_cbar: float = doc("Sternheimer density-effect C-bar", default=11.9041)
+    dedx_tcut_kev: float = doc(
+        "restricted-loss cut: delta rays above it escape the pad row [keV]", default=10.0
+    )
+    dedx_min_beta_gamma: float = doc(
+        "beta*gamma below which dE/dx is clamped (Bethe-Bloch invalid)", default=0.05
+    )
+    adc_per_mip: float = doc(
+        "mean ADC-like energy of a MIP crossing a layer radially at eta = 0", default=150.0
+    )
+    landau_width: float = doc("Moyal scale / most probable value of the per-point fluctuation", default=0.3)
+    path_factor_max: float = doc(
+        "cap on the path-length factor 1/(cos alpha sin theta) of a crossing", default=4.0
+    )
+    energy_floor_adc: float = doc("smallest recorded energy (threshold) [ADC-like]", default=1.0)
+    energy_max_adc: float = doc(
+        "largest recorded energy: the readout saturates (slow protons) [ADC-like]", default=3000.0
+    )
+
+    def __post_init__(self) -> None:
+        edges = np.asarray(self.module_edges_cm, dtype=float)
+        if edges.ndim != 1 or edges.size < 2 or np.any(np.diff(edges) <= 0) or edges[0] <= 0:
+            raise ValueError(
+                f"module_edges_cm: need >= 2 increasing positive radii, got {self.module_edges_cm}"
+            )
+        for name in (
+            "b_field_t",
+            "z_half_length_cm",
+            "tsallis_t_gev",
+            "pt_max_gev",
+            "eta_max",
+            "adc_per_mip",
+        ):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name}: must be > 0, got {getattr(self, name)}")
+        if self.layers_per_module < 1:
+            raise ValueError(f"layers_per_module: must be >= 1, got {self.layers_per_module}")
+        if not 0.0 <= self.hit_efficiency <= 1.0:
+            raise ValueError(f"hit_efficiency: must be in [0, 1], got {self.hit_efficiency}")
+        if not 0.0 <= self.conversion_fraction <= 1.0:
+            raise ValueError(f"conversion_fraction: must be in [0, 1], got {self.conversion_fraction}")
+        if self.tsallis_n <= 3.0:
+            raise ValueError(f"tsallis_n: must be > 3 for a finite mean pT, got {self.tsallis_n}")
+        if not 0 <= self.multiplicity_min <= self.multiplicity_max:
+            raise ValueError("multiplicity_min/multiplicity_max: need 0 <= min <= max")
+        fractions = species_fractions(self)
+        if np.any(fractions < 0) or abs(fractions.sum() - 1.0) > 1e-6:
+            raise ValueError(
+                f"fraction_*: species fractions must be >= 0 and sum to 1, got {fractions.sum():.6f}"
+            )
+        if not 0 < self.secondary_p_min_gev < min(self.delta_p_max_gev, self.conversion_e_max_gev / 2):
+            raise ValueError(
+                "secondary_p_min_gev: must be > 0 and below delta_p_max_gev and conversion_e_max_gev/2"
+            )
+        for name in ("multiplicity_k", "secondaries_k", "secondary_max_turns", "path_factor_max"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name}: must be > 0, got {getattr(self, name)}")
+        if self.secondaries_mean < 0 or self.sigma_rphi_cm < 0 or self.sigma_z_cm < 0:
+            raise ValueError("secondaries_mean, sigma_rphi_cm, sigma_z_cm: must be >= 0")
+
+
+def small_config(**overrides: object) -> SimulatorConfig:
+    """A cheap profile for tests and the quickstart: a few hundred to ~2000 points per event."""
+    base = {
+        "multiplicity_mean": 10.0,
+        "multiplicity_max": 30,
+        "secondaries_mean": 0.6,
+        "secondary_max_turns": 3.0,
+    }
+    return SimulatorConfig(**{**base, **overrides})  # type: ignore[arg-type]
+
+
+def species_fractions(cfg: SimulatorConfig) -> np.ndarray:
+    """(5,) primary species fractions in PID-class order (other, pion, kaon, proton, electron)."""
+    return np.array(
+        [cfg.fraction_other, cfg.fraction_pion, cfg.fraction_kaon, cfg.fraction_proton, cfg.fraction_electron]
+    )
+
+
+def layer_radii(cfg: SimulatorConfig) -> np.ndarray:
+    """(n_modules * layers_per_module,) radii [cm]: centres of equal slices of each module."""
+    edges = np.asarray(cfg.module_edges_cm, dtype=float)
+    frac = (np.arange(cfg.layers_per_module) + 0.5) / cfg.layers_per_module
+    return (edges[:-1, None] + np.diff(edges)[:, None] * frac[None, :]).ravel()
+
+
+def medium(cfg: SimulatorConfig) -> physics.Medium:
+    """The gas as Bethe-Bloch sees it."""
+    return physics.Medium(
+        z_over_a=cfg.gas_z_over_a, excitation_ev=cfg.gas_excitation_ev, x0=cfg.sternheimer_x0,
+        x1=cfg.sternheimer_x1, a=cfg.sternheimer_a, k=cfg.sternheimer_k, cbar=cfg.sternheimer_cbar,
+        tcut_mev=cfg.dedx_tcut_kev * 1e-3, min_beta_gamma=cfg.dedx_min_beta_gamma,
+    )  # fmt: skip
+
+
+def pdg_codes(pid: np.ndarray, charge: np.ndarray) -> np.ndarray:
+    """PDG codes from class and charge: pi+ 211, K+ 321, p 2212 positive; e- 11 and mu- 13 negative."""
+    code = SPECIES_PDG[pid]
+    lepton = (pid == 0) | (pid == ELECTRON_PID)
+    return np.where(lepton, -charge * code, charge * code).astype(np.int32)
+
+
+def _negative_binomial(rng: np.random.Generator, mean: float, k: float) -> int:
+    """One negative-binomial count with the given mean and shape k (variance mean + mean^2 / k)."""
+    if mean <= 0:
+        return 0
+    return int(rng.negative_binomial(k, k / (k + mean)))
+
+
+@dataclass(frozen=True)
+class Particles:
+    """Charged particles at production: the rows of the event's TrackTable."""
+
+    momentum: np.ndarray  # (t, 3) GeV
+    vertex: np.ndarray  # (t, 3) cm
+    pid: np.ndarray  # (t,) int in 0..4
+    charge: np.ndarray  # (t,) +-1
+    max_psi: (
+        np.ndarray
+    )  # (t,) largest turning angle followed: one half-turn for primaries, loops for secondaries
+    first_only: np.ndarray  # (t,) bool: primaries record only the outgoing crossing of each layer
+
+
+def sample_primaries(cfg: SimulatorConfig, rng: np.random.Generator) -> Particles:
+    """Charged primaries from one vertex: NB multiplicity, species mix, Tsallis pT, uniform eta and phi."""
+    n = _negative_binomial(rng, cfg.multiplicity_mean, cfg.multiplicity_k)
+    n = int(np.clip(n, cfg.multiplicity_min, cfg.multiplicity_max))
+    vertex = rng.normal(0.0, [cfg.vertex_sigma_xy_cm, cfg.vertex_sigma_xy_cm, cfg.vertex_sigma_z_cm])
+    pid = rng.choice(5, size=n, p=species_fractions(cfg))
+    charge = rng.choice(np.array([-1, 1]), size=n)
+    # Tsallis pT ~ pT (1 + pT/(nT))^-n: pT/(nT) is beta-prime(2, n-2), i.e. a ratio of Gamma variates.
+    nt = cfg.tsallis_n * cfg.tsallis_t_gev
+    pt = np.minimum(nt * rng.gamma(2.0, size=n) / rng.gamma(cfg.tsallis_n - 2.0, size=n), cfg.pt_max_gev)
+    eta = rng.uniform(-cfg.eta_max, cfg.eta_max, n)
+    phi = rng.uniform(-np.pi, np.pi, n)
+    momentum = np.stack([pt * np.cos(phi), pt * np.sin(phi), pt * np.sinh(eta)], axis=1)
+    return Particles(
+        momentum=momentum, vertex=np.broadcast_to(vertex, (n, 3)).copy(), pid=pid, charge=charge,
+        max_psi=np.full(n, np.pi), first_only=np.ones(n, dtype=bool),
+    )  # fmt: skip
+
+
+def sample_secondaries(cfg: SimulatorConfig, rng: np.random.Generator) -> Particles:
+    """Delta electrons and conversion pairs born uniformly in the TPC gas, below ~60 MeV/c, looping."""
+    n = _negative_binomial(rng, cfg.secondaries_mean, cfg.secondaries_k)
+    conv = rng.random(n) < cfg.conversion_fraction
+    lo = np.log(cfg.secondary_p_min_gev)
+    p_delta = np.exp(rng.uniform(lo, np.log(cfg.delta_p_max_gev), n))
+    e_gamma = np.exp(rng.uniform(np.log(2 * cfg.secondary_p_min_gev), np.log(cfg.conversion_e_max_gev), n))
+    share = rng.uniform(0.2, 0.8, n)  # momentum share of the electron in a conversion
+    # Rows: every secondary's (first) electron, then the positron of each conversion.
+    p = np.concatenate([np.where(conv, e_gamma * share, p_delta), e_gamma[conv] * (1 - share[conv])])
+    p = np.maximum(p, cfg.secondary_p_min_gev)
+    charge = np.concatenate([-np.ones(n, dtype=np.int64), np.ones(int(conv.sum()), dtype=np.int64)])
+    edges = cfg.module_edges_cm
+    r0 = np.sqrt(rng.uniform(edges[0] ** 2, edges[-1] ** 2, n))  # uniform in the annulus area
+    phi0 = rng.uniform(-np.pi, np.pi, n)
+    z0 = rng.uniform(-cfg.z_half_length_cm, cfg.z_half_length_cm, n)
+    cos_t = rng.uniform(-cfg.secondary_cos_theta_max, cfg.secondary_cos_theta_max, n)
+    phi = rng.uniform(-np.pi, np.pi, n)
+    idx = np.concatenate([np.arange(n), np.flatnonzero(conv)])  # a conversion pair shares point and direction
+    sin_t = np.sqrt(1.0 - cos_t[idx] ** 2)
+    momentum = p[:, None] * np.stack([sin_t * np.cos(phi[idx]), sin_t * np.sin(phi[idx]), cos_t[idx]], axis=1)
+    vertex = np.stack([r0 * np.cos(phi0), r0 * np.sin(phi0), z0], axis=1)[idx]
+    m = idx.size
+    return Particles(
+        momentum=momentum, vertex=vertex, pid=np.full(m, ELECTRON_PID), charge=charge,
+        max_psi=np.full(m, TWO_PI * cfg.secondary_max_turns), first_only=np.zeros(m, dtype=bool),
+    )  # fmt: skip
+
+
+def concat_particles(a: Particles, b: Particles) -> Particles:
+    """Rows of a, then rows of b."""
+    return Particles(
+        **{
+            f.name: np.concatenate([getattr(a, f.name), getattr(b, f.name)])
+            for f in dataclasses.fields(Particles)
+        }
+    )
+
+
+def trace_hits(cfg: SimulatorConfig, parts: Particles, radii: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Ideal layer crossings of every particle: (track, psi, x, y, z, cos_alpha), one row per crossing.
+
+    Primaries keep the first crossing of each layer within half a turn (a curling track, 2R < r, reaches no
+    further layer); secondaries keep both crossings of every layer on every turn up to `max_psi`. Crossings
+    outside |z| < z_half_length are dropped (z grows monotonically with the turning angle).
+    """
+    pt = np.hypot(parts.momentum[:, 0], parts.momentum[:, 1])
+    moving = np.flatnonzero(pt > 0)
+    mom, vtx = parts.momentum[moving], parts.vertex[moving]
+    hel = physics.build_helices(
+        vtx[:, 0], vtx[:, 1], mom[:, 0], mom[:, 1], parts.charge[moving], cfg.b_field_t
+    )
+    psi, x, y, ok = physics.layer_crossings(hel, radii)  # (t, L, 2)
+    first = parts.first_only[moving][:, None, None]
+    keep = ok[..., None] & (~first | (psi == psi.min(axis=2, keepdims=True)))  # (t, L, 2)
+    # Turning angle at which |z| reaches the end of the drift volume: z = z0 + R psi pz / pT.
+    dz_dpsi = hel.radius * mom[:, 2] / pt[moving]
+    z_end = np.where(dz_dpsi >= 0, cfg.z_half_length_cm, -cfg.z_half_length_cm) - vtx[:, 2]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        psi_z = np.where(dz_dpsi != 0, z_end / dz_dpsi, np.inf)
+    psi_end = np.minimum(parts.max_psi[moving], psi_z)  # (t,)
+    t_idx, l_idx, b_idx = np.nonzero(keep & (psi < psi_end[:, None, None]))
+    psi0 = psi[t_idx, l_idx, b_idx]
+    # Loops: a crossing at psi0 recurs at psi0 + 2 pi k while psi < psi_end (only for secondaries).
+    n_rep = np.where(
+        parts.first_only[moving][t_idx], 1, np.floor((psi_end[t_idx] - psi0) / TWO_PI).astype(np.int64) + 1
+    )
+    row = np.repeat(np.arange(t_idx.size), n_rep)
+    turn = np.arange(row.size) - np.repeat(np.cumsum(n_rep) - n_rep, n_rep)
+    t_idx, l_idx, b_idx = t_idx[row], l_idx[row], b_idx[row]
+    psi_all = psi0[row] + TWO_PI * turn
+    xs, ys = x[t_idx, l_idx, b_idx], y[t_idx, l_idx, b_idx]
+    zs = vtx[t_idx, 2] + dz_dpsi[t_idx] * psi_all
+    cos_a = physics.crossing_cos_alpha(xs, ys, hel.cx[t_idx], hel.cy[t_idx], hel.radius[t_idx])
+    return moving[t_idx], xs, ys, zs, cos_a
+
+
+def deposit_energy(cfg: SimulatorConfig, parts: Particles, track: np.ndarray, cos_a: np.ndarray,
+                   rng: np.random.Generator) -> np.ndarray:  # fmt: skip
+    """ADC-like energy per point: adc_per_mip x relative dE/dx(p/m) x path factor x Moyal fluctuation."""
+    p = np.linalg.norm(parts.momentum, axis=1)
+    mass = SPECIES_MASS_GEV[parts.pid]
+    rel = physics.relative_dedx(p / mass, mass, medium(cfg))[track]
+    sin_theta = np.hypot(parts.momentum[:, 0], parts.momentum[:, 1]) / np.maximum(p, 1e-12)
+    path = np.minimum(1.0 / np.maximum(cos_a * sin_theta[track], 1e-9), cfg.path_factor_max)
+    fluct = (1.0 + cfg.landau_width * physics.sample_moyal(rng, track.size)) / (
+        1.0 + cfg.landau_width * physics.MOYAL_MEAN
+    )
+    return np.clip(cfg.adc_per_mip * rel * path * fluct, cfg.energy_floor_adc, cfg.energy_max_adc)
+
+
+def simulate_event(cfg: SimulatorConfig, rng: np.random.Generator) -> Event:
+    """One p+p-like event: spacepoints (E, x, y, z), track ids into its TrackTable, PID class, noise flag."""
+    parts = concat_particles(sample_primaries(cfg, rng), sample_secondaries(cfg, rng))
+    track, x, y, z, cos_a = trace_hits(cfg, parts, layer_radii(cfg))
+    keep = rng.random(track.size) < cfg.hit_efficiency
+    track, x, y, z, cos_a = track[keep], x[keep], y[keep], z[keep], cos_a[keep]
+    # Smear on the pad row: along r*phi (rotate the point about the beam line) and along z.
+    r = np.hypot(x, y)
+    dphi = rng.normal(0.0, cfg.sigma_rphi_cm, track.size) / r
+    phi = np.arctan2(y, x) + dphi
+    z = z + rng.normal(0.0, cfg.sigma_z_cm, track.size)
+    inside = np.abs(z) < cfg.z_half_length_cm
+    track, r, phi, z, cos_a = track[inside], r[inside], phi[inside], z[inside], cos_a[inside]
+    energy = deposit_energy(cfg, parts, track, cos_a, rng)
+    points = np.stack([energy, r * np.cos(phi), r * np.sin(phi), z], axis=1).astype(np.float32)
+    p = np.linalg.norm(parts.momentum, axis=1)
+    tracks = TrackTable(
+        momentum=parts.momentum.astype(np.float32), vertex=parts.vertex.astype(np.float32),
+        pdg=pdg_codes(parts.pid, parts.charge), charge=parts.charge.astype(np.int8),
+    )  # fmt: skip
+    return Event(
+        points=points, track_id=track.astype(np.int64), pid=parts.pid[track].astype(np.int8),
+        noise=(p[track] < NOISE_MOMENTUM_GEV).astype(np.uint8), tracks=tracks,
+    )  # fmt: skip
+
+
+def simulate_events(n: int, seed: int, cfg: SimulatorConfig | None = None, start: int = 0) -> Iterator[Event]:
+    """Events start .. start+n-1 of the stream `seed`; event i is drawn from `default_rng([seed, i])`."""
+    if n < 0 or start < 0 or seed < 0:
+        raise ValueError(
+            f"simulate_events: n, seed and start must be >= 0, got n={n}, seed={seed}, start={start}"
+        )
+    cfg = SimulatorConfig() if cfg is None else cfg
+    for i in range(start, start + n):
+        yield simulate_event(cfg, np.random.default_rng([seed, i]))
