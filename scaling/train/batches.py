@@ -1,0 +1,72 @@
+"""From an `EventStream` to packed micro-batches (events concatenated, never split, no padding).
+
+Each rank draws `micro_batch_events` events per forward pass from its own stream; serialisation randomness
+(the `random` order) comes from `default_rng([seed, event_id, epoch])`, so a resumed run needs only the stream
+cursor to reproduce the batches exactly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+
+from scaling.data.loader import EventStream
+from scaling.data.schema import Event
+from scaling.inputs.coordinates import Normalizer
+from scaling.inputs.pipeline import PackedBatch, Sample, pack_samples, prepare_event
+from scaling.objectives import Objective
+
+
+class BatchSource:
+    """Packed micro-batches of a fixed number of events, resumable through `state_dict()`."""
+
+    def __init__(self, stream: EventStream, *, normalizer: Normalizer, objective: Objective,
+                 serialization: str, seed: int, micro_batch_events: int, max_tokens: int = 0) -> None:  # fmt: skip
+        self.stream, self.normalizer, self.objective = stream, normalizer, objective
+        self.serialization, self.seed = serialization, seed
+        self.micro_batch_events, self.max_tokens = micro_batch_events, max_tokens
+        self._events: Iterator[Event] | None = None
+
+    def sample(self, event: Event) -> Sample:
+        epoch = int(event.meta.get("epoch", 0))
+        rng = np.random.default_rng([self.seed, int(event.event_id), epoch])
+        return prepare_event(event, normalizer=self.normalizer, serialization=self.serialization,
+                             objective=self.objective, rng=rng)  # fmt: skip
+
+    def next_batch(self) -> PackedBatch:
+        """The next `micro_batch_events` events of this rank's stream, packed into one sequence."""
+        if self._events is None:
+            self._events = iter(self.stream)
+        samples = [self.sample(next(self._events)) for _ in range(self.micro_batch_events)]
+        batch = pack_samples(samples)
+        if self.max_tokens and batch.n_tokens > self.max_tokens:
+            raise ValueError(
+                f"a micro-batch of {batch.n_events} events has {batch.n_tokens} tokens > data.max_tokens="
+                f"{self.max_tokens}; lower budget.micro_batch_events or raise data.max_tokens"
+            )
+        return batch
+
+    def state_dict(self) -> dict[str, Any]:
+        return self.stream.state_dict()
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.stream.load_state_dict(state)
+        self._events = None
+
+
+def validation_batches(dataset_dir: str, split: str, *, n_events: int, rank: int, world_size: int,
+                       source: BatchSource) -> list[PackedBatch]:  # fmt: skip
+    """This rank's share of the fixed held-out set (the first `n_events` of the split's fixed permutation)."""
+    if n_events == 0:
+        return []
+    total = EventStream(dataset_dir, split, shuffle=False).n_events
+    if total == 0:
+        raise ValueError(f"{dataset_dir}: split {split!r} has no events for validation")
+    fraction = min(1.0, n_events / total)
+    stream = EventStream(dataset_dir, split, seed=0, rank=rank, world_size=world_size, fraction=fraction,
+                         shuffle=False, epochs=1)  # fmt: skip
+    samples = [source.sample(event) for event in stream]
+    size = source.micro_batch_events
+    return [pack_samples(samples[i : i + size]) for i in range(0, len(samples), size)]

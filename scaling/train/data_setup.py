@@ -1,0 +1,45 @@
+"""Make the run's dataset when it is missing and `data.simulate_if_missing.enabled` (the quickstart's path)."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from pathlib import Path
+
+from scaling.config import ConfigError
+from scaling.train.config import DataConfig
+
+log = logging.getLogger(__name__)
+
+
+def ensure_dataset(data: DataConfig) -> None:
+    """Simulate train + validation splits into `data.dataset_dir` if it has no manifest; else check it exists."""
+    from scaling.data.shards import write_dataset
+
+    root = Path(data.dataset_dir)
+    if (root / "manifest.json").is_file():
+        return
+    sim = data.simulate_if_missing
+    if not sim.enabled:
+        raise ConfigError(
+            f"data.dataset_dir={root}: no manifest.json there; make the dataset with `python -m scaling.data "
+            "simulate` or set data.simulate_if_missing.enabled=true"
+        )
+    from scaling.data import simulator
+
+    cfg = simulator.SimulatorConfig()
+    if sim.profile == "small":
+        small = getattr(simulator, "small_config", None) or getattr(simulator.SimulatorConfig, "small", None)
+        if small is None:
+            raise ConfigError("data.simulate_if_missing.profile=small: the simulator has no small preset")
+        cfg = small()
+    elif sim.profile != "paper":
+        raise ConfigError(f"data.simulate_if_missing.profile={sim.profile!r}: use paper or small")
+    log.info("simulating %d + %d events into %s", sim.train_events, sim.val_events, root)
+    splits = {
+        data.train_split: simulator.simulate_events(sim.train_events, sim.seed, cfg, start=0),
+        data.val_split: simulator.simulate_events(sim.val_events, sim.seed, cfg, start=sim.train_events),
+    }
+    provenance = {"source": "simulator", "seed": sim.seed, "profile": sim.profile,
+                  "config": dataclasses.asdict(cfg) if dataclasses.is_dataclass(cfg) else repr(cfg)}  # fmt: skip
+    write_dataset(root, splits, shard_events=sim.shard_events, provenance=provenance)

@@ -1,0 +1,343 @@
+"""The `Trainer`: DeepSpeed engine, data, resume, and the step loop (step -> log -> validate -> save)."""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from scaling.data.loader import EventStream
+from scaling.inputs.coordinates import Normalizer
+from scaling.inputs.pipeline import PackedBatch
+from scaling.model import build_model, count_parameters, resolve_model_config
+from scaling.model.flops import flops_per_token
+from scaling.mup import build_param_groups
+from scaling.objectives import build_objective
+from scaling.train import checkpoint as ckpt
+from scaling.train import ledger
+from scaling.train.batches import BatchSource, validation_batches
+from scaling.train.config import TrainConfig, accumulation_steps, budget_checkpoint_steps
+from scaling.train.data_setup import ensure_dataset
+from scaling.train.deepspeed_config import build_deepspeed_config, use_bf16
+from scaling.train.dist import DistEnv
+from scaling.train.loop import (
+    EXIT_OK,
+    EXIT_PREEMPTED,
+    RunFailed,
+    Totals,
+    check_world_size,
+    progress_line,
+    rng_state,
+    seed_everything,
+    set_rng_state,
+    setup_logging,
+    write_run_info,  # fmt: skip
+)
+from scaling.train.schedule import apply_lr, group_lrs, lr_factor
+from scaling.train.signals import StopFlag
+
+log = logging.getLogger(__name__)
+
+
+class Trainer:
+    """One rank of one run. `train()` returns the exit code (0 done, 3 preempted) or raises."""
+
+    def __init__(self, cfg: TrainConfig, run_dir: Path, dist: DistEnv) -> None:
+        self.cfg, self.run_dir, self.dist = cfg, run_dir, dist
+        self.gas = accumulation_steps(cfg, dist.world_size)  # ConfigError (exit 2) before any start-up
+        self.budget_steps = budget_checkpoint_steps(cfg)
+        self.ckpt_root = run_dir / "checkpoints"
+        self.totals, self.step = Totals(), 0
+        self.stop = StopFlag()
+
+    # ------------------------------------------------------------------ set-up
+    def _start(self) -> None:
+        import deepspeed
+
+        setup_logging(self.dist.rank)
+        self.dist.export(os.environ)
+        on_gpu = torch.cuda.is_available()
+        if on_gpu:
+            torch.cuda.set_device(self.dist.local_rank)
+        self.device = torch.device("cuda", self.dist.local_rank) if on_gpu else torch.device("cpu")
+        self.device_name = torch.cuda.get_device_name(self.device) if on_gpu else "cpu"
+        self.bf16 = use_bf16(self.cfg, on_gpu)
+        deepspeed.init_distributed(dist_backend="nccl" if on_gpu else "gloo", auto_mpi_discovery=False)
+        if self.dist.is_main:
+            ensure_dataset(self.cfg.data)
+            write_run_info(self.cfg, self.run_dir, self.dist, self.device_name)
+            ckpt.remove_partial(self.ckpt_root)
+        self._barrier()
+        seed_everything(self.cfg.seed)
+        self.objective = build_objective(self.cfg.objective)
+        model = build_model(self.cfg.model, out_dim=self.objective.out_dim)
+        self.params = count_parameters(model)
+        groups = build_param_groups(
+            model, self.cfg.model, self.cfg.optimizer.lr, self.cfg.optimizer.weight_decay
+        )
+        self.group_names = [g["name"] for g in groups]
+        self.multipliers = [g["lr_mult"] for g in groups]
+        ds_cfg = build_deepspeed_config(self.cfg, world_size=self.dist.world_size, on_gpu=on_gpu)
+        self.engine, *_ = deepspeed.initialize(model=model, model_parameters=groups, config=ds_cfg)
+        self._build_data()
+
+    def _build_data(self) -> None:
+        from scaling.data.shards import read_manifest
+
+        data, dist = self.cfg.data, self.dist
+        manifest = read_manifest(data.dataset_dir)
+        stream = EventStream(data.dataset_dir, data.train_split, seed=self.cfg.seed, rank=dist.rank,
+                             world_size=dist.world_size, fraction=data.fraction, shuffle=data.shuffle,
+                             shuffle_buffer=data.shuffle_buffer, epochs=None,
+                             skip_bad_events=data.skip_bad_events)  # fmt: skip
+        self.source = BatchSource(stream, normalizer=Normalizer.from_stats(manifest["stats"]),
+                                  objective=self.objective, serialization=self.cfg.serialization,
+                                  seed=self.cfg.seed, micro_batch_events=self.cfg.budget.micro_batch_events,
+                                  max_tokens=data.max_tokens)  # fmt: skip
+        self.val = validation_batches(data.dataset_dir, data.val_split, n_events=data.val_events,
+                                      rank=dist.rank, world_size=dist.world_size, source=self.source)  # fmt: skip
+
+    def _resume(self) -> int | None:
+        folder = ckpt.find_resume(self.ckpt_root)
+        if folder is None:
+            return None
+        meta = ckpt.read_meta(folder)
+        check_world_size(meta, self.dist, folder)
+        self.engine.load_checkpoint(str(self.ckpt_root), tag=folder.name, load_lr_scheduler_states=False)
+        state = ckpt.read_rank_state(folder, self.dist.rank)
+        self.source.load_state_dict(state["data"])
+        set_rng_state(state["rng"])
+        self.totals = Totals(**meta["totals"])
+        log.info("resumed from %s", folder)
+        return int(meta["step"])
+
+    # ------------------------------------------------------------------ collectives
+    def _barrier(self) -> None:
+        torch.distributed.barrier()
+
+    def _sum(self, values: list[float], op: Any = None) -> list[float]:
+        t = torch.tensor(values, dtype=torch.float64, device=self.device)
+        torch.distributed.all_reduce(t, op=op or torch.distributed.ReduceOp.SUM)
+        return t.tolist()
+
+    # ------------------------------------------------------------------ steps
+    def _forward_loss(self, batch: PackedBatch) -> torch.Tensor:
+        batch = batch.to(self.device)
+        feats = batch.features.to(torch.bfloat16) if self.bf16 else batch.features  # [1, T, 4]
+        return self.objective.loss(self.engine(feats, batch.seq_idx), batch)
+
+    def _train_step(self) -> dict[str, Any]:
+        """`gas` micro-batches then one optimizer step; a non-finite loss anywhere makes it a skipped step."""
+        factor = lr_factor(self.step, warmup_steps=self.cfg.schedule.warmup_steps,
+                           total_steps=self.cfg.budget.steps, min_ratio=self.cfg.schedule.min_lr_ratio)  # fmt: skip
+        lrs = group_lrs(self.cfg.optimizer.lr, factor, self.multipliers)
+        loss_sum, tokens, events, bad = 0.0, 0, 0, False
+        for micro in range(self.gas):
+            batch = self.source.next_batch()
+            loss = self._forward_loss(batch)
+            finite = self._sum([float(torch.isfinite(loss).item())], torch.distributed.ReduceOp.MIN)[0]
+            if not finite:
+                bad = True  # zero gradients instead; LR 0 below leaves the weights untouched
+                loss = sum(p.sum() for p in self.engine.module.parameters()) * 0.0
+            else:
+                loss_sum += float(loss.detach())
+            tokens, events = tokens + batch.n_tokens, events + batch.n_events
+            if micro == self.gas - 1:
+                apply_lr(self.engine.optimizer.param_groups, [0.0] * len(lrs) if bad else lrs)
+            self.engine.backward(loss)
+            self.engine.step()
+        grad_norm = self.engine.get_global_grad_norm()
+        grad_norm = float(grad_norm) if grad_norm is not None else float("nan")
+        bad = bad or not math.isfinite(grad_norm)
+        total = self._sum([loss_sum, tokens, events, float(bad)])
+        return {"loss": total[0] / (self.gas * self.dist.world_size), "tokens": int(total[1]),
+                "events": int(total[2]), "bad": total[3] > 0, "grad_norm": grad_norm,
+                "lr": dict(zip(self.group_names, lrs, strict=True))}  # fmt: skip
+
+    def _validate(self) -> float:
+        """Event-weighted mean loss on the fixed held-out set; every rank runs the same number of passes."""
+        self.engine.eval()
+        n_max = int(self._sum([len(self.val)], torch.distributed.ReduceOp.MAX)[0])
+        total, n = 0.0, 0
+        with torch.no_grad():
+            for i in range(n_max):
+                if i < len(self.val):
+                    total += float(self._forward_loss(self.val[i])) * self.val[i].n_events
+                    n += self.val[i].n_events
+                else:  # ZeRO-3 gathers weights collectively: keep the forward passes in step
+                    self.engine(torch.zeros(1, 1, 4, device=self.device, dtype=torch.bfloat16 if self.bf16
+                                            else torch.float32), None)  # fmt: skip
+        self.engine.train()
+        total, n = self._sum([total, n])
+        return total / n if n else float("nan")
+
+    # ------------------------------------------------------------------ checkpoints
+    def _weights_finite(self) -> bool:
+        local = all(
+            bool(torch.isfinite(getattr(p, "ds_tensor", p)).all()) for p in self.engine.module.parameters()
+        )
+        return bool(self._sum([float(local)], torch.distributed.ReduceOp.MIN)[0])
+
+    def _save(self, step: int) -> bool:
+        """Every rank writes into .tmp-step-N; rank 0 adds config + COMPLETE, renames, updates `latest`, prunes.
+
+        An OSError (disk full, permissions) on any rank removes the partial folder and keeps the previous ones."""
+        if not self._weights_finite():
+            raise RunFailed(f"non-finite weights at step {step}: refusing to checkpoint them")
+        name = ckpt.step_name(step)
+        tmp = self.ckpt_root / f"{ckpt.TMP_PREFIX}{name}"
+        ok, reason = 1.0, ""
+        try:
+            if self.dist.is_main:
+                shutil.rmtree(tmp, ignore_errors=True)
+                tmp.mkdir(parents=True)
+            self._barrier()
+            self.engine.save_checkpoint(str(self.ckpt_root), tag=tmp.name, save_latest=False)
+            ckpt.write_rank_state(tmp, self.dist.rank, {"data": self.source.state_dict(), "rng": rng_state()})
+        except OSError as err:
+            ok, reason = 0.0, f"checkpoint at step {step} not written ({err}); previous checkpoints kept"
+        ok = self._sum([ok], torch.distributed.ReduceOp.MIN)[0]
+        if self.dist.is_main:
+            try:
+                if ok:
+                    meta = {"step": step, "world_size": self.dist.world_size,
+                            "zero_stage": self.cfg.deepspeed.zero_stage, "totals": vars(self.totals)}  # fmt: skip
+                    ckpt.finish(tmp, self.ckpt_root / name, meta=meta, cfg=self.cfg)
+                    ckpt.prune(self.ckpt_root, keep_last=self.cfg.checkpoint.keep_last,
+                               keep_steps=set(self.budget_steps))  # fmt: skip
+            except OSError as err:
+                ok, reason = 0.0, f"checkpoint at step {step} not finished ({err}); previous checkpoints kept"
+            if not ok:
+                shutil.rmtree(tmp, ignore_errors=True)
+                log.error("%s", reason or "a rank could not write its checkpoint files")
+                ledger.update_status(self.run_dir, reason=reason or "checkpoint write failed on a rank")
+        self._barrier()
+        return bool(ok)
+
+    # ------------------------------------------------------------------ the loop
+    def train(self) -> int:
+        self._start()
+        self.step = self._resume() or 0
+        main = self.dist.is_main
+        metrics = (
+            ledger.MetricsWriter(self.run_dir / "metrics.jsonl", resume_step=self.step) if main else None
+        )
+        if main:
+            ledger.update_status(self.run_dir, state="running", last_step=self.step,
+                                 budget_steps=self.cfg.budget.steps, reason=None, exit_code=None)  # fmt: skip
+        self.stop.install()
+        try:
+            return self._loop(metrics)
+        finally:
+            self.stop.restore()
+            if metrics is not None:
+                metrics.close()
+
+    def _loop(self, metrics: ledger.MetricsWriter | None) -> int:
+        cfg, start = self.cfg, time.time()
+        wall0, window = self.totals.wall_s, {"t": time.time(), "tokens": 0}
+        peak = ledger.peak_flops(self.device_name)
+        bad_run = 0
+        while self.step < cfg.budget.steps:
+            out = self._train_step()
+            self.step += 1
+            self.totals.wall_s = wall0 + time.time() - start
+            if out["bad"]:
+                self.totals.bad_steps += 1
+                bad_run += 1
+                if bad_run >= cfg.budget.max_bad_steps:
+                    raise RunFailed(f"{bad_run} non-finite steps in a row (last at step {self.step}); "
+                                    "lower optimizer.lr or check the data")  # fmt: skip
+            else:
+                bad_run = 0
+                seq_len = max(1, out["tokens"] // max(out["events"], 1))
+                self.totals.flops += (
+                    flops_per_token(cfg.model, self.objective.out_dim, seq_len) * out["tokens"]
+                )
+            self.totals.events += out["events"]
+            self.totals.tokens += out["tokens"]
+            window["tokens"] += out["tokens"]
+            if metrics is not None and (
+                self.step % cfg.logging.interval == 0 or self.step == cfg.budget.steps
+            ):
+                self._log_train(metrics, out, window, peak)
+            self._after_step(metrics)
+            stop = self._sum([float(self.stop.requested)], torch.distributed.ReduceOp.MAX)[0]
+            if stop and self.step < cfg.budget.steps:
+                return self._preempt()
+        self._finish()
+        return EXIT_OK
+
+    def _log_train(self, metrics: ledger.MetricsWriter, out: dict, window: dict, peak: float | None) -> None:
+        elapsed = max(time.time() - window["t"], 1e-9)
+        tps = window["tokens"] / elapsed
+        fpt = self.totals.flops / max(self.totals.tokens, 1)
+        metrics.write({"kind": "train", "step": self.step, "events": self.totals.events,
+                       "tokens": self.totals.tokens, "flops": self.totals.flops, "loss": out["loss"],
+                       "lr": out["lr"], "grad_norm": out["grad_norm"], "tokens_per_s": tps,
+                       "mfu": ledger.mfu(tps * fpt, peak, self.dist.world_size), "wall_s": self.totals.wall_s,
+                       "bad_steps": self.totals.bad_steps, "skipped": out["bad"]})  # fmt: skip
+        window.update(t=time.time(), tokens=0)
+        if sys.stdout.isatty() and self.step % self.cfg.logging.progress_interval == 0:
+            print(
+                progress_line(self.step, self.cfg.budget.steps, out["loss"], tps, self.totals.wall_s),
+                flush=True,
+            )
+
+    def _after_step(self, metrics: ledger.MetricsWriter | None) -> None:
+        cfg, step = self.cfg, self.step
+        is_budget = step in self.budget_steps
+        if is_budget or (cfg.budget.val_interval and step % cfg.budget.val_interval == 0):
+            val = self._validate()
+            self.totals.val_losses.append(val)
+            if metrics is not None:
+                metrics.write({"kind": "val", "step": step, "events": self.totals.events,
+                               "tokens": self.totals.tokens, "flops": self.totals.flops, "val_loss": val,
+                               "wall_s": self.totals.wall_s})  # fmt: skip
+            if is_budget:
+                self.totals.budget_checkpoints.append({"fraction": self.budget_steps[step], "step": step,
+                    "val_loss": val, "flops": self.totals.flops, "tokens": self.totals.tokens})  # fmt: skip
+        if is_budget or (cfg.checkpoint.interval and step % cfg.checkpoint.interval == 0):
+            if self._save(step) and self.dist.is_main:
+                ledger.update_status(self.run_dir, last_step=step)
+
+    def _preempt(self) -> int:
+        saved = any(s == self.step for s, _ in ckpt.complete_checkpoints(self.ckpt_root)) or self._save(
+            self.step
+        )
+        if self.dist.is_main:
+            ledger.update_status(
+                self.run_dir,
+                state="preempted",
+                last_step=self.step,
+                exit_code=EXIT_PREEMPTED,
+                reason=f"signal {self.stop.signum}" + ("" if saved else "; checkpoint failed"),
+            )
+        return EXIT_PREEMPTED
+
+    def _finish(self) -> None:
+        steps = dict(ckpt.complete_checkpoints(self.ckpt_root))
+        if self.step not in steps:
+            self._save(self.step)
+        if not self.dist.is_main:
+            return
+        vals = [v for v in self.totals.val_losses if math.isfinite(v)]
+        t = self.totals
+        ledger.write_summary(self.run_dir, {
+            "model": self.cfg.model.name, "width": resolve_model_config(self.cfg.model).width, "params_total": self.params["total"],
+            "params_non_embedding": self.params["non_embedding"], "tokens": t.tokens, "events": t.events,
+            "flops": t.flops, "steps": self.step, "final_val_loss": t.val_losses[-1] if t.val_losses else None,
+            "best_val_loss": min(vals) if vals else None,
+            "gpu_hours": t.wall_s / 3600 * self.dist.world_size if self.device.type == "cuda" else 0.0,
+            "device": self.device_name, "world_size": self.dist.world_size, "wall_s": t.wall_s,
+            "bad_steps": t.bad_steps, "budget_checkpoints": t.budget_checkpoints})  # fmt: skip
+        ledger.update_status(
+            self.run_dir, state="completed", last_step=self.step, exit_code=EXIT_OK, reason=None
+        )

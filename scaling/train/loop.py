@@ -1,0 +1,119 @@
+"""The training run: set-up, resume, the step loop (step -> log -> validate -> save), exit status.
+
+    >>> exit_code = run(cfg, run_dir, DistEnv.from_environ())   # 0 done, 2 config, 3 preempted, 4 failed
+
+Exit codes (CONTRACTS.md): 0 completed; 2 config/usage error; 3 preempted (checkpointed on SIGUSR2/SIGTERM,
+status `preempted`); 4 failed at run time (repeated non-finite steps); 1 crash.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import sys
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from scaling.atomic import write_json_atomic, write_text_atomic
+from scaling.config import ConfigError, dump_yaml
+from scaling.train import ledger
+from scaling.train.config import TrainConfig
+from scaling.train.dist import DistEnv
+
+log = logging.getLogger(__name__)
+EXIT_OK, EXIT_CRASH, EXIT_CONFIG, EXIT_PREEMPTED, EXIT_FAILED = 0, 1, 2, 3, 4
+
+
+class RunFailed(RuntimeError):
+    """A deterministic failure at run time (exit 4): resubmitting would fail again."""
+
+
+@dataclass(kw_only=True)
+class Totals:
+    """Cumulative counters saved in every checkpoint (so a resumed run continues them)."""
+
+    events: int = 0
+    tokens: int = 0
+    flops: float = 0.0
+    wall_s: float = 0.0
+    bad_steps: int = 0
+    budget_checkpoints: list[dict[str, Any]] = field(default_factory=list)
+    val_losses: list[float] = field(default_factory=list)
+
+
+def run(cfg: TrainConfig, run_dir: str | Path, dist: DistEnv) -> int:
+    """Train `cfg` into `run_dir` as rank `dist.rank`; returns the exit code (never raises)."""
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        from scaling.train.engine import Trainer
+
+        return Trainer(cfg, run_dir, dist).train()
+    except ConfigError as err:
+        return _fail(run_dir, dist, EXIT_CONFIG, str(err))
+    except RunFailed as err:
+        return _fail(run_dir, dist, EXIT_FAILED, str(err))
+    except Exception as err:  # noqa: BLE001 - any crash is reported in status.json, then exit 1
+        log.error("%s", traceback.format_exc())
+        return _fail(run_dir, dist, EXIT_CRASH, f"{type(err).__name__}: {err}")
+
+
+def _fail(run_dir: Path, dist: DistEnv, code: int, reason: str) -> int:
+    log.error("%s", reason)
+    if dist.is_main:
+        ledger.update_status(run_dir, state="failed", reason=reason, exit_code=code)
+    return code
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def rng_state() -> dict[str, Any]:
+    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state(state["cuda"])
+
+
+def write_run_info(cfg: TrainConfig, run_dir: Path, dist: DistEnv, device_name: str) -> None:
+    """Resolved config, code version and environment, before step 0 (rank 0)."""
+    write_text_atomic(run_dir / "config.yaml", dump_yaml(cfg))
+    write_json_atomic(run_dir / "environment.json", ledger.environment_info(dist.world_size, device_name))
+
+
+def check_world_size(meta: dict[str, Any], dist: DistEnv, folder: Path) -> None:
+    saved = int(meta.get("world_size", dist.world_size))
+    if saved != dist.world_size:
+        raise RunFailed(
+            f"{folder}: saved with world size {saved}, resumed with {dist.world_size}; resume with "
+            f"{saved} processes (the data cursor and ZeRO partitions are per rank)"
+        )
+
+
+def progress_line(step: int, total: int, loss: float, tokens_per_s: float, elapsed_s: float) -> str:
+    """One-line terminal status: step, loss, throughput and ETA."""
+    eta = elapsed_s / max(step, 1) * (total - step)
+    return f"step {step}/{total}  loss {loss:.4g}  {tokens_per_s:,.0f} tok/s  eta {eta / 60:.1f} min"
+
+
+def setup_logging(rank: int) -> None:
+    level = logging.INFO if rank == 0 else logging.WARNING
+    logging.basicConfig(level=level, stream=sys.stderr, format=f"[rank {rank}] %(levelname)s %(message)s")
+    os.environ.setdefault("DS_ACCELERATOR", "cpu" if not torch.cuda.is_available() else "cuda")
