@@ -207,5 +207,5 @@ class KnnnObjective(Objective):
         k = self.cfg.k
         mask = targets["mask"].to(pred.device)  # [T, k]
         diff = pred.view(-1, k, 3) - targets["target"].to(pred.device).view(-1, k, 3)  # [T, k, 3]
-        sq = (diff.square().sum(-1) * mask).sum(-1)  # [T]
+        sq = torch.where(mask, diff.square().sum(-1), 0.0).sum(-1)  # [T]
         return sq, mask.sum(-1).to(pred.dtype) * 3.0

@@ -45,5 +45,5 @@ class NextTokenObjective(Objective):
         self, pred: torch.Tensor, targets: dict[str, torch.Tensor]
     ) -> tuple[torch.Tensor, torch.Tensor]:
         mask = targets["mask"].to(pred.device)  # [T]
-        sq = (pred - targets["target"].to(pred.device)).square().sum(-1) * mask  # [T]
+        sq = torch.where(mask, (pred - targets["target"].to(pred.device)).square().sum(-1), 0.0)  # [T]
         return sq, mask.to(pred.dtype) * 3.0
