@@ -100,14 +100,14 @@ def test_module_entry_point_errors_in_one_line(tmp_path: Path) -> None:
 
 def test_simulate_both_formats_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     pytest.importorskip("scaling.data.simulator", reason="the detector simulator has not landed yet")
-    common = ["--events", "12", "--seed", "4", "--shard-events", "5", "--profile", "small"]
+    common = ["--events", "20", "--seed", "4", "--shard-events", "5", "--profile", "small"]
     assert main(["simulate", "--out", str(tmp_path / "h5"), *common]) == 0
     manifest = read_manifest(tmp_path / "h5")
-    assert {k: v["n_events"] for k, v in manifest["splits"].items()} == {"train": 10, "val": 1, "test": 1}
+    assert {k: v["n_events"] for k, v in manifest["splits"].items()} == {"train": 18, "val": 1, "test": 1}
     assert manifest["provenance"]["seed"] == 4 and manifest["provenance"]["profile"] == "small"
-    assert "[train] events 10" in capsys.readouterr().out
+    assert "[train] events 18" in capsys.readouterr().out
     assert main(["simulate", "--out", str(tmp_path / "np"), "--format", "tpcpp", *common]) == 0
-    assert (tmp_path / "np/labeled/train/spacepoints_001.npz").is_file()
+    assert (tmp_path / "np/labeled/train/spacepoints_003.npz").is_file()
     assert main(["import-tpcpp", str(tmp_path / "np"), "--out", str(tmp_path / "imp")]) == 0
     capsys.readouterr()
     for split in ("train", "val", "test"):  # same seed, same events through either path
