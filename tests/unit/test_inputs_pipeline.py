@@ -118,3 +118,21 @@ def test_token_budget_never_splits_events(norm: Normalizer) -> None:
     assert padded.padding_fraction == pytest.approx(1 - sum(lengths) / (7 * 500))
     with pytest.raises(ValueError, match="max_tokens"):
         next(pack_by_token_budget(iter(samples), max_tokens=0))
+
+
+def test_simulated_events_go_through_the_whole_pipeline() -> None:
+    from scaling.data.simulator import simulate_events, small_config
+
+    events = list(simulate_events(3, seed=0, cfg=small_config()))
+    acc = StatsAccumulator()
+    for ev in events:
+        acc.add(ev.points)
+    norm = Normalizer.from_stats(acc.finish())
+    obj = build_objective(ObjectiveConfig())
+    samples = [prepare_event(ev, normalizer=norm, serialization="raster", objective=obj) for ev in events]
+    batch = pack_samples(samples)
+    assert batch.n_tokens == sum(ev.n_points for ev in events) and batch.targets["mask"].any()
+    pred = torch.zeros(1, batch.n_tokens, obj.out_dim, requires_grad=True)
+    loss = obj.loss(pred, batch)
+    loss.backward()
+    assert loss.item() > 0 and torch.isfinite(pred.grad).all()
