@@ -143,7 +143,8 @@ class SimulatorConfig:
         fractions = species_fractions(self)
         if np.any(fractions < 0) or abs(fractions.sum() - 1.0) > 1e-6:
             raise ValueError(
-                f"fraction_*: species fractions must be >= 0 and sum to 1, got {fractions.sum():.6f}"
+                "fraction_other + fraction_pion + fraction_kaon + fraction_proton + fraction_electron: "
+                f"each must be >= 0 and the sum 1, got sum {fractions.sum():.6f}"
             )
         if not 0 < self.secondary_p_min_gev < min(self.delta_p_max_gev, self.conversion_e_max_gev / 2):
             raise ValueError(
