@@ -61,18 +61,41 @@ def backbone_width(train_cfg: Any) -> int:
 
 
 class BackboneSource:
-    """Features of a frozen pretrained backbone (after its final norm, before the pretraining head)."""
+    """Features of a frozen pretrained backbone (after its final norm, before the pretraining head).
 
-    def __init__(self, model: torch.nn.Module, train_cfg: Any, stats: dict[str, Any], key: str) -> None:
+    Built with `load`, the weights are read only when features must be computed (a cache hit never loads
+    them); the backbone is put in eval mode with `requires_grad_(False)` and only ever run under no_grad.
+    """
+
+    def __init__(
+        self,
+        model: torch.nn.Module | None,
+        train_cfg: Any,
+        stats: dict[str, Any],
+        key: str,
+        checkpoint: tuple[str | Path, int | None] | None = None,
+    ) -> None:
         from scaling.inputs.coordinates import Normalizer
 
-        self.model = model.eval().requires_grad_(False)
+        self._model = None if model is None else model.eval().requires_grad_(False)
+        self.checkpoint = checkpoint
         self.train_cfg = train_cfg
         self.stats = stats
         self.order = _serialization_order(train_cfg)
         self.normalizer = Normalizer.from_stats(stats)
         self.width = backbone_width(train_cfg)
         self.key = key
+
+    @property
+    def model(self) -> torch.nn.Module:
+        if self._model is None:
+            from scaling.train.checkpoint import load_frozen_model
+
+            if self.checkpoint is None:
+                raise RuntimeError("BackboneSource has neither a model nor a checkpoint to load")
+            model, _ = load_frozen_model(*self.checkpoint)
+            self._model = model.eval().requires_grad_(False)
+        return self._model
 
     @classmethod
     def load(
@@ -84,24 +107,29 @@ class BackboneSource:
         expect_width: int | None = None,
         expect_objective: str | None = None,
     ) -> BackboneSource:
-        """Load a checkpoint without DeepSpeed; a width or objective other than expected is an error."""
-        from scaling.train.checkpoint import load_frozen_model
+        """Check a checkpoint's config (width, objective) against what the run expects; weights come later."""
+        import yaml
+
+        from scaling.config import from_dict
+        from scaling.train.checkpoint import resolve_checkpoint
+        from scaling.train.config import TrainConfig
 
         key = checkpoint_key(path, step)
-        model, train_cfg = load_frozen_model(path, step=step)
+        cfg_path = resolve_checkpoint(path, step) / "config.yaml"
+        train_cfg = from_dict(TrainConfig, yaml.safe_load(cfg_path.read_text()), source=str(cfg_path))
         width = backbone_width(train_cfg)
         if expect_width is not None and width != expect_width:
             raise ValueError(
                 f"{path}: backbone width is {width}, the downstream config expects {expect_width}; "
                 "point backbone= at the right checkpoint or fix expect_width"
             )
-        objective = str(getattr(getattr(train_cfg, "objective", None), "name", ""))
+        objective = str(train_cfg.objective.name)
         if expect_objective is not None and objective != expect_objective:
             raise ValueError(
                 f"{path}: backbone was pretrained with objective {objective!r}, the downstream config "
                 f"expects {expect_objective!r}; point backbone= at the right checkpoint"
             )
-        return cls(model, train_cfg, stats, key)
+        return cls(None, train_cfg, stats, key, checkpoint=(path, step))
 
     @torch.no_grad()
     def extract(self, events: list[Event]) -> list[np.ndarray]:
