@@ -150,6 +150,10 @@ def summarize(root: Path, manifest: dict[str, Any]) -> dict[str, dict[str, Any]]
             points += part["points"]
             tracks += part["tracks"]
             pid, noise = pid + part["pid"], noise + part["noise"]
+        n_events = int(sum(p.size for p in points))
+        if info.get("n_events", n_events) != n_events:
+            raise ValueError(f"{root / 'manifest.json'}: split {split!r} lists n_events {info['n_events']} "
+                             f"but its shards hold {n_events}; re-create the dataset")  # fmt: skip
         report[split] = _split_figures(points, tracks, pid, noise)
     return report
 

@@ -75,6 +75,10 @@ def test_inspect_fails_on_corruption(tmp_path: Path, capsys: pytest.CaptureFixtu
     write_json_atomic(tmp_path / "manifest.json", manifest)
     assert main(["inspect", str(tmp_path)]) == 2
     assert "shard-00001.h5: event 4: NaN/inf coordinate" in capsys.readouterr().err
+    manifest["splits"]["train"]["shards"].pop(1)
+    write_json_atomic(tmp_path / "manifest.json", manifest)
+    assert main(["inspect", str(tmp_path)]) == 2
+    assert "split 'train' lists n_events 10 but its shards hold 5" in capsys.readouterr().err
     assert main(["inspect", str(tmp_path / "nowhere")]) == 2
     assert "no manifest" in capsys.readouterr().err
 
