@@ -20,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -177,8 +178,13 @@ def species_fractions(cfg: SimulatorConfig) -> np.ndarray:
 
 def layer_radii(cfg: SimulatorConfig) -> np.ndarray:
     """(n_modules * layers_per_module,) radii [cm]: centres of equal slices of each module."""
-    edges = np.asarray(cfg.module_edges_cm, dtype=float)
-    frac = (np.arange(cfg.layers_per_module) + 0.5) / cfg.layers_per_module
+    return _layer_radii(tuple(cfg.module_edges_cm), cfg.layers_per_module).copy()
+
+
+@lru_cache(maxsize=16)
+def _layer_radii(module_edges_cm: tuple[float, ...], layers_per_module: int) -> np.ndarray:
+    edges = np.asarray(module_edges_cm, dtype=float)
+    frac = (np.arange(layers_per_module) + 0.5) / layers_per_module
     return (edges[:-1, None] + np.diff(edges)[:, None] * frac[None, :]).ravel()
 
 
@@ -224,8 +230,9 @@ def sample_primaries(cfg: SimulatorConfig, rng: np.random.Generator) -> Particle
     n = _negative_binomial(rng, cfg.multiplicity_mean, cfg.multiplicity_k)
     n = int(np.clip(n, cfg.multiplicity_min, cfg.multiplicity_max))
     vertex = rng.normal(0.0, [cfg.vertex_sigma_xy_cm, cfg.vertex_sigma_xy_cm, cfg.vertex_sigma_z_cm])
-    pid = rng.choice(5, size=n, p=species_fractions(cfg))
-    charge = rng.choice(np.array([-1, 1]), size=n)
+    # Inverse-CDF draws: Generator.choice with p costs ~10x more per call at these sizes.
+    pid = np.minimum(np.searchsorted(np.cumsum(species_fractions(cfg)), rng.random(n), side="right"), 4)
+    charge = 2 * rng.integers(0, 2, size=n) - 1
     # Tsallis pT ~ pT (1 + pT/(nT))^-n: pT/(nT) is beta-prime(2, n-2), i.e. a ratio of Gamma variates.
     nt = cfg.tsallis_n * cfg.tsallis_t_gev
     pt = np.minimum(nt * rng.gamma(2.0, size=n) / rng.gamma(cfg.tsallis_n - 2.0, size=n), cfg.pt_max_gev)
@@ -332,7 +339,8 @@ def deposit_energy(cfg: SimulatorConfig, parts: Particles, track: np.ndarray, co
 def simulate_event(cfg: SimulatorConfig, rng: np.random.Generator) -> Event:
     """One p+p-like event: spacepoints (E, x, y, z), track ids into its TrackTable, PID class, noise flag."""
     parts = concat_particles(sample_primaries(cfg, rng), sample_secondaries(cfg, rng))
-    track, x, y, z, cos_a = trace_hits(cfg, parts, layer_radii(cfg))
+    radii = _layer_radii(tuple(cfg.module_edges_cm), cfg.layers_per_module)
+    track, x, y, z, cos_a = trace_hits(cfg, parts, radii)
     keep = rng.random(track.size) < cfg.hit_efficiency
     track, x, y, z, cos_a = track[keep], x[keep], y[keep], z[keep], cos_a[keep]
     # Smear on the pad row: along r*phi (rotate the point about the beam line) and along z.
