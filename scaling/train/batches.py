@@ -22,8 +22,17 @@ from scaling.objectives import Objective
 class BatchSource:
     """Packed micro-batches of a fixed number of events, resumable through `state_dict()`."""
 
-    def __init__(self, stream: EventStream, *, normalizer: Normalizer, objective: Objective,
-                 serialization: str, seed: int, micro_batch_events: int, max_tokens: int = 0) -> None:  # fmt: skip
+    def __init__(
+        self,
+        stream: EventStream,
+        *,
+        normalizer: Normalizer,
+        objective: Objective,
+        serialization: str,
+        seed: int,
+        micro_batch_events: int,
+        max_tokens: int = 0,
+    ) -> None:
         self.stream, self.normalizer, self.objective = stream, normalizer, objective
         self.serialization, self.seed = serialization, seed
         self.micro_batch_events, self.max_tokens = micro_batch_events, max_tokens

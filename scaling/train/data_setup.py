@@ -1,4 +1,4 @@
-"""Make the run's dataset when it is missing and `data.simulate_if_missing.enabled` (the quickstart's path)."""
+"""Make the run's dataset when it is missing and `data.simulate_if_missing.enabled` (quickstart)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ log = logging.getLogger(__name__)
 
 
 def ensure_dataset(data: DataConfig) -> None:
-    """Simulate train + validation splits into `data.dataset_dir` if it has no manifest; else check it exists."""
+    """Simulate train + validation splits into `data.dataset_dir` if it has no manifest."""
     from scaling.data.shards import write_dataset
 
     root = Path(data.dataset_dir)
@@ -40,6 +40,10 @@ def ensure_dataset(data: DataConfig) -> None:
         data.train_split: simulator.simulate_events(sim.train_events, sim.seed, cfg, start=0),
         data.val_split: simulator.simulate_events(sim.val_events, sim.seed, cfg, start=sim.train_events),
     }
-    provenance = {"source": "simulator", "seed": sim.seed, "profile": sim.profile,
-                  "config": dataclasses.asdict(cfg) if dataclasses.is_dataclass(cfg) else repr(cfg)}  # fmt: skip
+    provenance = {
+        "source": "simulator",
+        "seed": sim.seed,
+        "profile": sim.profile,
+        "config": dataclasses.asdict(cfg) if dataclasses.is_dataclass(cfg) else repr(cfg),
+    }
     write_dataset(root, splits, shard_events=sim.shard_events, provenance=provenance)

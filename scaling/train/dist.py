@@ -37,7 +37,7 @@ class DistEnv:
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None) -> DistEnv:
-        """torchrun (RANK) first, then Open MPI (OMPI_COMM_WORLD_RANK), then Slurm (SLURM_PROCID), else single."""
+        """torchrun (RANK), then Open MPI (OMPI_COMM_WORLD_RANK), then Slurm (SLURM_PROCID), else single."""
         import os
 
         env = os.environ if environ is None else environ

@@ -101,8 +101,14 @@ class Trainer:
                                   objective=self.objective, serialization=self.cfg.serialization,
                                   seed=self.cfg.seed, micro_batch_events=self.cfg.budget.micro_batch_events,
                                   max_tokens=data.max_tokens)  # fmt: skip
-        self.val = validation_batches(data.dataset_dir, data.val_split, n_events=data.val_events,
-                                      rank=dist.rank, world_size=dist.world_size, source=self.source)  # fmt: skip
+        self.val = validation_batches(
+            data.dataset_dir,
+            data.val_split,
+            n_events=data.val_events,
+            rank=dist.rank,
+            world_size=dist.world_size,
+            source=self.source,
+        )
 
     def _resume(self) -> int | None:
         folder = ckpt.find_resume(self.ckpt_root)
@@ -135,8 +141,12 @@ class Trainer:
 
     def _train_step(self) -> dict[str, Any]:
         """`gas` micro-batches then one optimizer step; a non-finite loss anywhere makes it a skipped step."""
-        factor = lr_factor(self.step, warmup_steps=self.cfg.schedule.warmup_steps,
-                           total_steps=self.cfg.budget.steps, min_ratio=self.cfg.schedule.min_lr_ratio)  # fmt: skip
+        factor = lr_factor(
+            self.step,
+            warmup_steps=self.cfg.schedule.warmup_steps,
+            total_steps=self.cfg.budget.steps,
+            min_ratio=self.cfg.schedule.min_lr_ratio,
+        )
         lrs = group_lrs(self.cfg.optimizer.lr, factor, self.multipliers)
         loss_sum, tokens, events, bad = 0.0, 0, 0, False
         for micro in range(self.gas):
@@ -186,9 +196,9 @@ class Trainer:
         return bool(self._sum([float(local)], torch.distributed.ReduceOp.MIN)[0])
 
     def _save(self, step: int) -> bool:
-        """Every rank writes into .tmp-step-N; rank 0 adds config + COMPLETE, renames, updates `latest`, prunes.
+        """Every rank writes into .tmp-step-N; rank 0 adds config + COMPLETE, renames, sets `latest`.
 
-        An OSError (disk full, permissions) on any rank removes the partial folder and keeps the previous ones."""
+        An OSError (disk full, permissions) on any rank removes the partial folder; older ones stay."""
         if not self._weights_finite():
             raise RunFailed(f"non-finite weights at step {step}: refusing to checkpoint them")
         name = ckpt.step_name(step)
@@ -207,8 +217,12 @@ class Trainer:
         if self.dist.is_main:
             try:
                 if ok:
-                    meta = {"step": step, "world_size": self.dist.world_size,
-                            "zero_stage": self.cfg.deepspeed.zero_stage, "totals": vars(self.totals)}  # fmt: skip
+                    meta = {
+                        "step": step,
+                        "world_size": self.dist.world_size,
+                        "zero_stage": self.cfg.deepspeed.zero_stage,
+                        "totals": vars(self.totals),
+                    }
                     ckpt.finish(tmp, self.ckpt_root / name, meta=meta, cfg=self.cfg)
                     ckpt.prune(self.ckpt_root, keep_last=self.cfg.checkpoint.keep_last,
                                keep_steps=set(self.budget_steps))  # fmt: skip
@@ -330,14 +344,25 @@ class Trainer:
             return
         vals = [v for v in self.totals.val_losses if math.isfinite(v)]
         t = self.totals
-        ledger.write_summary(self.run_dir, {
-            "model": self.cfg.model.name, "width": resolve_model_config(self.cfg.model).width, "params_total": self.params["total"],
-            "params_non_embedding": self.params["non_embedding"], "tokens": t.tokens, "events": t.events,
-            "flops": t.flops, "steps": self.step, "final_val_loss": t.val_losses[-1] if t.val_losses else None,
+        summary = {
+            "model": self.cfg.model.name,
+            "width": resolve_model_config(self.cfg.model).width,
+            "params_total": self.params["total"],
+            "params_non_embedding": self.params["non_embedding"],
+            "tokens": t.tokens,
+            "events": t.events,
+            "flops": t.flops,
+            "steps": self.step,
+            "final_val_loss": t.val_losses[-1] if t.val_losses else None,
             "best_val_loss": min(vals) if vals else None,
             "gpu_hours": t.wall_s / 3600 * self.dist.world_size if self.device.type == "cuda" else 0.0,
-            "device": self.device_name, "world_size": self.dist.world_size, "wall_s": t.wall_s,
-            "bad_steps": t.bad_steps, "budget_checkpoints": t.budget_checkpoints})  # fmt: skip
+            "device": self.device_name,
+            "world_size": self.dist.world_size,
+            "wall_s": t.wall_s,
+            "bad_steps": t.bad_steps,
+            "budget_checkpoints": t.budget_checkpoints,
+        }
+        ledger.write_summary(self.run_dir, summary)
         ledger.update_status(
             self.run_dir, state="completed", last_step=self.step, exit_code=EXIT_OK, reason=None
         )

@@ -62,7 +62,7 @@ def _finite(value: Any) -> Any:
 
 
 class MetricsWriter:
-    """Appends rows to metrics.jsonl, each flushed and fsynced (a killed job loses at most the row in flight)."""
+    """Appends rows to metrics.jsonl, each flushed and fsynced (a kill loses at most the row in flight)."""
 
     def __init__(self, path: Path, *, resume_step: int | None) -> None:
         self.path = path
@@ -82,7 +82,7 @@ class MetricsWriter:
 
 
 def truncate_metrics(path: Path, last_step: int) -> None:
-    """Drop rows with step > `last_step` (logged after the checkpoint a resume starts from) and any torn line."""
+    """Drop rows with step > `last_step` (logged after the resumed checkpoint) and any torn line."""
     if not path.exists():
         return
     keep = []

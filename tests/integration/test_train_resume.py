@@ -73,11 +73,30 @@ def launch(run_dir: Path, dataset: Path, stage: int, *extra: str) -> list[subpro
         env = dict(os.environ, RANK=str(rank), WORLD_SIZE="2", LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1",
                    MASTER_PORT=str(port), DS_ACCELERATOR="cpu", OMP_NUM_THREADS="1",
                    TORCH_EXTENSIONS_DIR=str(REPO / ".cache/torch_extensions"))  # fmt: skip
-        cmd = [sys.executable, "-m", "scaling.train", str(CONFIG), f"data.dataset_dir={dataset}",
-               f"deepspeed.zero_stage={stage}", f"budget.steps={STEPS}", "budget.checkpoint_fractions=[1.0]",
-               "checkpoint.interval=4", "budget.val_interval=6", *extra, "--run-dir", str(run_dir)]  # fmt: skip
-        procs.append(subprocess.Popen(cmd, env=env, cwd=REPO, stdout=subprocess.DEVNULL,
-                                      stderr=open(run_dir.parent / f"{run_dir.name}.rank{rank}.log", "a")))  # fmt: skip
+        cmd = [
+            sys.executable,
+            "-m",
+            "scaling.train",
+            str(CONFIG),
+            f"data.dataset_dir={dataset}",
+            f"deepspeed.zero_stage={stage}",
+            f"budget.steps={STEPS}",
+            "budget.checkpoint_fractions=[1.0]",
+            "checkpoint.interval=4",
+            "budget.val_interval=6",
+            *extra,
+            "--run-dir",
+            str(run_dir),
+        ]
+        procs.append(
+            subprocess.Popen(
+                cmd,
+                env=env,
+                cwd=REPO,
+                stdout=subprocess.DEVNULL,
+                stderr=open(run_dir.parent / f"{run_dir.name}.rank{rank}.log", "a"),
+            )
+        )
     return procs
 
 

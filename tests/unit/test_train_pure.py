@@ -93,7 +93,7 @@ def test_lr_schedule_cases() -> None:
     assert lr_factor(60, **kw) == pytest.approx(0.5)
     assert lr_factor(110, **kw, min_ratio=0.1) == pytest.approx(0.1)  # 3) floor after the budget
     values = [lr_factor(s, **kw) for s in range(10, 110)]
-    assert all(a >= b for a, b in zip(values, values[1:]))
+    assert all(a >= b for a, b in zip(values, values[1:], strict=False))
 
 
 def test_group_multipliers_are_kept() -> None:
