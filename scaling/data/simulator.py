@@ -73,7 +73,7 @@ class SimulatorConfig:
         "mean number of low-momentum secondaries per event (looping-hit rate)", default=3.0
     )
     secondaries_k: float = doc(
-        "negative-binomial shape k of the secondary count (small = rare busy events)", default=0.5
+        "negative-binomial shape k of the secondary count (small = rare busy events)", default=0.3
     )
     conversion_fraction: float = doc(
         "fraction of secondaries that are photon conversions (e+e- pairs)", default=0.3
@@ -104,7 +104,7 @@ class SimulatorConfig:
         "beta*gamma below which dE/dx is clamped (Bethe-Bloch invalid)", default=0.05
     )
     adc_per_mip: float = doc(
-        "mean ADC-like energy of a MIP crossing a layer radially at eta = 0", default=150.0
+        "mean ADC-like energy of a MIP crossing a layer radially at eta = 0", default=125.0
     )
     landau_width: float = doc("Moyal scale / most probable value of the per-point fluctuation", default=0.3)
     path_factor_max: float = doc(
@@ -322,18 +322,25 @@ def trace_hits(cfg: SimulatorConfig, parts: Particles, radii: np.ndarray) -> tup
     return moving[t_idx], xs, ys, zs, cos_a
 
 
-def deposit_energy(cfg: SimulatorConfig, parts: Particles, track: np.ndarray, cos_a: np.ndarray,
-                   rng: np.random.Generator) -> np.ndarray:  # fmt: skip
-    """ADC-like energy per point: adc_per_mip x relative dE/dx(p/m) x path factor x Moyal fluctuation."""
-    p = np.linalg.norm(parts.momentum, axis=1)
+def track_energy_scale(cfg: SimulatorConfig, parts: Particles) -> tuple[np.ndarray, np.ndarray]:
+    """Per track: (adc_per_mip x relative mean dE/dx at beta*gamma = p/m, sin theta), shared by its points."""
+    p = np.sqrt(np.einsum("ij,ij->i", parts.momentum, parts.momentum))
     mass = SPECIES_MASS_GEV[parts.pid]
-    rel = physics.relative_dedx(p / mass, mass, medium(cfg))[track]
+    rel = physics.relative_dedx(p / mass, mass, medium(cfg))
     sin_theta = np.hypot(parts.momentum[:, 0], parts.momentum[:, 1]) / np.maximum(p, 1e-12)
-    path = np.minimum(1.0 / np.maximum(cos_a * sin_theta[track], 1e-9), cfg.path_factor_max)
-    fluct = (1.0 + cfg.landau_width * physics.sample_moyal(rng, track.size)) / (
-        1.0 + cfg.landau_width * physics.MOYAL_MEAN
-    )
-    return np.clip(cfg.adc_per_mip * rel * path * fluct, cfg.energy_floor_adc, cfg.energy_max_adc)
+    return cfg.adc_per_mip * rel, sin_theta
+
+
+def deposit_energy(cfg: SimulatorConfig, scale: np.ndarray, sin_theta: np.ndarray, cos_a: np.ndarray,
+                   moyal: np.ndarray) -> np.ndarray:  # fmt: skip
+    """ADC-like energy per point: scale x path factor 1/(cos alpha sin theta) x Moyal fluctuation (mean 1).
+
+    `scale`, `sin_theta` are per point (the track's), `moyal` standard Moyal samples; the fluctuation is
+    (1 + w X) / (1 + w E[X]) with w = landau_width, so the mean deposit is the Bethe-Bloch mean.
+    """
+    path = np.minimum(1.0 / np.maximum(cos_a * sin_theta, 1e-9), cfg.path_factor_max)
+    fluct = (1.0 + cfg.landau_width * moyal) / (1.0 + cfg.landau_width * physics.MOYAL_MEAN)
+    return np.clip(scale * path * fluct, cfg.energy_floor_adc, cfg.energy_max_adc)
 
 
 def simulate_event(cfg: SimulatorConfig, rng: np.random.Generator) -> Event:
@@ -341,18 +348,22 @@ def simulate_event(cfg: SimulatorConfig, rng: np.random.Generator) -> Event:
     parts = concat_particles(sample_primaries(cfg, rng), sample_secondaries(cfg, rng))
     radii = _layer_radii(tuple(cfg.module_edges_cm), cfg.layers_per_module)
     track, x, y, z, cos_a = trace_hits(cfg, parts, radii)
-    keep = rng.random(track.size) < cfg.hit_efficiency
-    track, x, y, z, cos_a = track[keep], x[keep], y[keep], z[keep], cos_a[keep]
-    # Smear on the pad row: along r*phi (rotate the point about the beam line) and along z.
-    r = np.hypot(x, y)
-    dphi = rng.normal(0.0, cfg.sigma_rphi_cm, track.size) / r
-    phi = np.arctan2(y, x) + dphi
-    z = z + rng.normal(0.0, cfg.sigma_z_cm, track.size)
-    inside = np.abs(z) < cfg.z_half_length_cm
-    track, r, phi, z, cos_a = track[inside], r[inside], phi[inside], z[inside], cos_a[inside]
-    energy = deposit_energy(cfg, parts, track, cos_a, rng)
-    points = np.stack([energy, r * np.cos(phi), r * np.sin(phi), z], axis=1).astype(np.float32)
-    p = np.linalg.norm(parts.momentum, axis=1)
+    u = rng.random(track.size)  # (n,) layer efficiency
+    g = rng.standard_normal((3, track.size))  # (3, n) r*phi smear, z smear, Landau (Moyal) seed
+    # Smear on the pad row: rotate about the beam line by dphi = d(r*phi) / r (radius kept), shift z.
+    dphi = g[0] * cfg.sigma_rphi_cm / np.hypot(x, y)
+    z = z + cfg.sigma_z_cm * g[1]
+    keep = np.flatnonzero((u < cfg.hit_efficiency) & (np.abs(z) < cfg.z_half_length_cm))
+    track, x, y, z, dphi, cos_a = track[keep], x[keep], y[keep], z[keep], dphi[keep], cos_a[keep]
+    cos_d, sin_d = np.cos(dphi), np.sin(dphi)
+    scale, sin_theta = track_energy_scale(cfg, parts)
+    moyal = -np.log(np.maximum(g[2, keep] ** 2, 1e-300))  # standard Moyal: exp(-X) ~ chi^2_1
+    points = np.empty((track.size, 4), dtype=np.float32)
+    points[:, 0] = deposit_energy(cfg, scale[track], sin_theta[track], cos_a, moyal)
+    points[:, 1] = x * cos_d - y * sin_d
+    points[:, 2] = x * sin_d + y * cos_d
+    points[:, 3] = z
+    p = np.sqrt(np.einsum("ij,ij->i", parts.momentum, parts.momentum))
     tracks = TrackTable(
         momentum=parts.momentum.astype(np.float32), vertex=parts.vertex.astype(np.float32),
         pdg=pdg_codes(parts.pid, parts.charge), charge=parts.charge.astype(np.int8),

@@ -210,3 +210,14 @@ def test_bad_configuration_names_the_field(field: str, value: object) -> None:
         SimulatorConfig(**{field: value})
     with pytest.raises(ValueError, match="start"):
         next(simulate_events(1, seed=0, start=-1))
+
+
+def test_deposits_are_landau_like_with_the_bethe_bloch_mean() -> None:
+    x = physics.sample_moyal(np.random.default_rng(0), 200_000)
+    assert abs(x.mean() - physics.MOYAL_MEAN) < 0.03 and abs(x.std() - np.pi / np.sqrt(2)) < 0.05
+    assert np.mean(x > x.mean() + 3 * x.std()) > 0.005  # a long upper tail, unlike a Gaussian
+    cfg = SimulatorConfig(**PRIMARIES_ONLY)
+    energy = np.concatenate([ev.points[:, 0] for ev in simulate_events(30, seed=10, cfg=cfg)])
+    assert energy.min() >= cfg.energy_floor_adc and energy.max() <= cfg.energy_max_adc
+    assert 0.8 * cfg.adc_per_mip < np.median(energy) < 3 * cfg.adc_per_mip  # mostly near-MIP pions
+    assert 150 < energy.mean() < 500 and np.mean(energy > 3 * np.median(energy)) > 0.01
