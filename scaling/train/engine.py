@@ -116,7 +116,11 @@ class Trainer:
             return None
         meta = ckpt.read_meta(folder)
         check_world_size(meta, self.dist, folder)
-        self.engine.load_checkpoint(str(self.ckpt_root), tag=folder.name, load_lr_scheduler_states=False)
+        # ZeRO-3 keeps empty placeholders in the module state; the weights come from the optimizer's partitions.
+        skip = (lambda src, dst: None) if self.cfg.deepspeed.zero_stage == 3 else None
+        self.engine.load_checkpoint(
+            str(self.ckpt_root), tag=folder.name, load_lr_scheduler_states=False, custom_load_fn=skip
+        )
         state = ckpt.read_rank_state(folder, self.dist.rank)
         self.source.load_state_dict(state["data"])
         set_rng_state(state["rng"])
@@ -338,8 +342,8 @@ class Trainer:
 
     def _finish(self) -> None:
         steps = dict(ckpt.complete_checkpoints(self.ckpt_root))
-        if self.step not in steps:
-            self._save(self.step)
+        if self.step not in steps and not self._save(self.step):
+            raise OSError(f"the final checkpoint (step {self.step}) could not be written; see the log")
         if not self.dist.is_main:
             return
         vals = [v for v in self.totals.val_losses if math.isfinite(v)]

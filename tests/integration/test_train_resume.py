@@ -65,12 +65,12 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def launch(run_dir: Path, dataset: Path, stage: int, *extra: str) -> list[subprocess.Popen]:
-    """Two ranks of `python -m scaling.train`, torchrun-style variables, as the launcher starts them."""
+def launch(run_dir: Path, dataset: Path, stage: int, *extra: str, n: int = 2) -> list[subprocess.Popen]:
+    """`n` ranks of `python -m scaling.train`, torchrun-style variables, as the launcher starts them."""
     port = _free_port()
     procs = []
-    for rank in range(2):
-        env = dict(os.environ, RANK=str(rank), WORLD_SIZE="2", LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1",
+    for rank in range(n):
+        env = dict(os.environ, RANK=str(rank), WORLD_SIZE=str(n), LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1",
                    MASTER_PORT=str(port), DS_ACCELERATOR="cpu", OMP_NUM_THREADS="1",
                    TORCH_EXTENSIONS_DIR=str(REPO / ".cache/torch_extensions"))  # fmt: skip
         cmd = [
