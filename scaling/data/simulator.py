@@ -121,41 +121,40 @@ class SimulatorConfig:
             raise ValueError(
                 f"module_edges_cm: need >= 2 increasing positive radii, got {self.module_edges_cm}"
             )
-        for name in (
-            "b_field_t",
-            "z_half_length_cm",
-            "tsallis_t_gev",
-            "pt_max_gev",
-            "eta_max",
-            "adc_per_mip",
-        ):
-            if getattr(self, name) <= 0:
-                raise ValueError(f"{name}: must be > 0, got {getattr(self, name)}")
-        if self.layers_per_module < 1:
-            raise ValueError(f"layers_per_module: must be >= 1, got {self.layers_per_module}")
-        if not 0.0 <= self.hit_efficiency <= 1.0:
-            raise ValueError(f"hit_efficiency: must be in [0, 1], got {self.hit_efficiency}")
-        if not 0.0 <= self.conversion_fraction <= 1.0:
-            raise ValueError(f"conversion_fraction: must be in [0, 1], got {self.conversion_fraction}")
-        if self.tsallis_n <= 3.0:
-            raise ValueError(f"tsallis_n: must be > 3 for a finite mean pT, got {self.tsallis_n}")
-        if not 0 <= self.multiplicity_min <= self.multiplicity_max:
-            raise ValueError("multiplicity_min/multiplicity_max: need 0 <= min <= max")
+        checks = [(name, "> 0", lambda v: v > 0) for name in _POSITIVE]
+        checks += [(name, ">= 0", lambda v: v >= 0) for name in _NON_NEGATIVE]
+        checks += [(name, "in [0, 1]", lambda v: 0 <= v <= 1) for name in _UNIT]
+        checks += [
+            ("tsallis_n", "> 3 (finite mean pT)", lambda v: v > 3),
+            ("layers_per_module", ">= 1", lambda v: v >= 1),
+        ]
+        for name, rule, ok in checks:
+            if not ok(getattr(self, name)):
+                raise ValueError(f"{name}: must be {rule}, got {getattr(self, name)}")
+        if self.multiplicity_min > self.multiplicity_max or self.energy_floor_adc >= self.energy_max_adc:
+            raise ValueError("multiplicity_min/_max, energy_floor_adc/energy_max_adc: need min <= max")
         fractions = species_fractions(self)
         if np.any(fractions < 0) or abs(fractions.sum() - 1.0) > 1e-6:
             raise ValueError(
                 "fraction_other + fraction_pion + fraction_kaon + fraction_proton + fraction_electron: "
                 f"each must be >= 0 and the sum 1, got sum {fractions.sum():.6f}"
             )
-        if not 0 < self.secondary_p_min_gev < min(self.delta_p_max_gev, self.conversion_e_max_gev / 2):
+        if not self.secondary_p_min_gev < min(self.delta_p_max_gev, self.conversion_e_max_gev / 2):
             raise ValueError(
-                "secondary_p_min_gev: must be > 0 and below delta_p_max_gev and conversion_e_max_gev/2"
+                "secondary_p_min_gev: must be below delta_p_max_gev and conversion_e_max_gev / 2"
             )
-        for name in ("multiplicity_k", "secondaries_k", "secondary_max_turns", "path_factor_max"):
-            if getattr(self, name) <= 0:
-                raise ValueError(f"{name}: must be > 0, got {getattr(self, name)}")
-        if self.secondaries_mean < 0 or self.sigma_rphi_cm < 0 or self.sigma_z_cm < 0:
-            raise ValueError("secondaries_mean, sigma_rphi_cm, sigma_z_cm: must be >= 0")
+
+
+_POSITIVE = (
+    "b_field_t", "z_half_length_cm", "tsallis_t_gev", "pt_max_gev", "eta_max", "adc_per_mip",
+    "multiplicity_k", "secondaries_k", "secondary_max_turns", "path_factor_max", "secondary_p_min_gev",
+    "gas_z_over_a", "gas_excitation_ev", "dedx_tcut_kev", "dedx_min_beta_gamma", "energy_max_adc",
+)  # fmt: skip
+_NON_NEGATIVE = (
+    "secondaries_mean", "sigma_rphi_cm", "sigma_z_cm", "vertex_sigma_z_cm", "vertex_sigma_xy_cm",
+    "multiplicity_mean", "multiplicity_min", "landau_width", "energy_floor_adc",
+)  # fmt: skip
+_UNIT = ("hit_efficiency", "conversion_fraction", "secondary_cos_theta_max")
 
 
 def small_config(**overrides: object) -> SimulatorConfig:

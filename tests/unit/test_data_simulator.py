@@ -203,7 +203,15 @@ def test_seeds_and_slices_reproduce_events() -> None:
 
 @pytest.mark.parametrize(
     ("field", "value"),
-    [("fraction_pion", 0.9), ("hit_efficiency", 1.5), ("module_edges_cm", (40.0, 30.0)), ("tsallis_n", 2.0)],
+    [
+        ("fraction_pion", 0.9),
+        ("hit_efficiency", 1.5),
+        ("module_edges_cm", (40.0, 30.0)),
+        ("tsallis_n", 2.0),
+        ("secondary_cos_theta_max", 1.2),
+        ("landau_width", -0.1),
+        ("b_field_t", 0.0),
+    ],  # fmt: skip
 )
 def test_bad_configuration_names_the_field(field: str, value: object) -> None:
     with pytest.raises(ValueError, match=field):
