@@ -13,12 +13,11 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 
-from scaling.data.schema import Event
 from scaling.data.shards import write_dataset
+from scaling.data.simulator import simulate_events, small_config
 from scaling.train import load_frozen_model
 
 pytestmark = pytest.mark.integration
@@ -27,30 +26,14 @@ CONFIG = REPO / "scaling/train/configs/tiny_cpu.yaml"
 STEPS = 12
 
 
-def _synthetic_event(i: int, seed: int) -> Event:
-    rng = np.random.default_rng([seed, i])
-    n = int(rng.integers(20, 60))
-    r, phi, z = rng.uniform(30, 78, n), rng.uniform(-np.pi, np.pi, n), rng.uniform(-100, 100, n)
-    points = np.stack([rng.uniform(50, 500, n), r * np.cos(phi), r * np.sin(phi), z], 1).astype(np.float32)
-    zeros = np.zeros(n, np.int64)
-    return Event(points=points, track_id=zeros, pid=zeros.astype(np.int8), noise=zeros.astype(np.uint8))
-
-
 def make_dataset(root: Path, n_train: int = 64, n_val: int = 16) -> Path:
-    """Simulated events when the simulator is installed, else random spacepoints in the TPC volume."""
-    try:
-        from scaling.data import simulator
-        from scaling.data.simulator import simulate_events
-
-        cfg = getattr(simulator, "small_config", lambda: None)()
-        splits = {
-            "train": simulate_events(n_train, 0, cfg),
-            "validation": simulate_events(n_val, 0, cfg, n_train),
-        }
-    except ImportError:
-        splits = {"train": (_synthetic_event(i, 0) for i in range(n_train)),
-                  "validation": (_synthetic_event(i, 1) for i in range(n_val))}  # fmt: skip
-    write_dataset(root, splits, shard_events=32, provenance={"source": "test"})
+    """A small simulated dataset (the simulator's small preset), train + validation splits."""
+    cfg = small_config()
+    splits = {
+        "train": simulate_events(n_train, 0, cfg),
+        "validation": simulate_events(n_val, 0, cfg, n_train),
+    }
+    write_dataset(root, splits, shard_events=32, provenance={"source": "simulator", "profile": "small"})
     return root
 
 
@@ -70,9 +53,17 @@ def launch(run_dir: Path, dataset: Path, stage: int, *extra: str, n: int = 2) ->
     port = _free_port()
     procs = []
     for rank in range(n):
-        env = dict(os.environ, RANK=str(rank), WORLD_SIZE=str(n), LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1",
-                   MASTER_PORT=str(port), DS_ACCELERATOR="cpu", OMP_NUM_THREADS="1",
-                   TORCH_EXTENSIONS_DIR=str(REPO / ".cache/torch_extensions"))  # fmt: skip
+        env = dict(
+            os.environ,
+            RANK=str(rank),
+            WORLD_SIZE=str(n),
+            LOCAL_RANK=str(rank),
+            MASTER_ADDR="127.0.0.1",
+            MASTER_PORT=str(port),
+            DS_ACCELERATOR="cpu",
+            OMP_NUM_THREADS="1",
+            TORCH_EXTENSIONS_DIR=str(REPO / ".cache/torch_extensions"),
+        )
         cmd = [
             sys.executable,
             "-m",
