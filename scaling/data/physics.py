@@ -114,26 +114,32 @@ def build_helices(
     return Helices(cx=cx, cy=cy, radius=radius, alpha0=alpha0, sense=-q)
 
 
-def layer_crossings(h: Helices, radii: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Both intersections of each helix's circle with each layer cylinder, analytically.
-
-    Returns (psi, x, y, ok): psi (t, L, 2) turning angle in [0, 2 pi) from the start to each crossing, x, y
-    (t, L, 2) the crossing points, ok (t, L) whether the circle reaches the layer (|d - R| <= r <= d + R).
-    """
+def reachable_layers(h: Helices, radii: np.ndarray) -> np.ndarray:
+    """(t, L) whether each helix's circle meets each layer cylinder: |d - R| <= r <= d + R."""
     d = np.hypot(h.cx, h.cy)[:, None]  # (t, 1) distance of the centre from the beam line
-    r = radii[None, :]  # (1, L)
     big_r = h.radius[:, None]
-    a = (r * r - big_r * big_r + d * d) / (2.0 * d)  # (t, L) projection of the crossing on the centre axis
-    h2 = r * r - a * a
-    ok = h2 >= 0.0
-    hh = np.sqrt(np.where(ok, h2, 0.0))
-    ux, uy = h.cx[:, None] / d, h.cy[:, None] / d  # unit vector towards the centre
+    return (radii[None, :] >= np.abs(d - big_r)) & (radii[None, :] <= d + big_r)
+
+
+def layer_crossings(
+    h: Helices, track: np.ndarray, r: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Both intersections of helix `track[i]`'s circle with the cylinder of radius `r[i]`, analytically.
+
+    Pairs must be reachable (`reachable_layers`). Returns (psi, x, y), each (m, 2): the turning angle in
+    [0, 2 pi) from the start to each crossing, and the crossing points.
+    """
+    cx, cy, big_r = h.cx[track], h.cy[track], h.radius[track]
+    d = np.hypot(cx, cy)  # (m,)
+    a = (r * r - big_r * big_r + d * d) / (2.0 * d)  # projection of the crossings on the centre axis
+    hh = np.sqrt(np.maximum(r * r - a * a, 0.0))  # half the chord between them
+    ux, uy = cx / d, cy / d  # unit vector towards the centre
     sign = np.array([1.0, -1.0])  # (2,) the two crossings
-    x = (a * ux)[..., None] - (hh * uy)[..., None] * sign  # (t, L, 2)
-    y = (a * uy)[..., None] + (hh * ux)[..., None] * sign
-    beta = np.arctan2(y - h.cy[:, None, None], x - h.cx[:, None, None])
-    psi = np.mod(h.sense[:, None, None] * (beta - h.alpha0[:, None, None]), 2.0 * np.pi)
-    return psi, x, y, ok
+    x = (a * ux)[:, None] - (hh * uy)[:, None] * sign  # (m, 2)
+    y = (a * uy)[:, None] + (hh * ux)[:, None] * sign
+    beta = np.arctan2(y - cy[:, None], x - cx[:, None])
+    psi = np.mod(h.sense[track, None] * (beta - h.alpha0[track, None]), 2.0 * np.pi)
+    return psi, x, y
 
 
 def crossing_cos_alpha(

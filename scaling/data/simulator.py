@@ -284,7 +284,7 @@ def concat_particles(a: Particles, b: Particles) -> Particles:
 
 
 def trace_hits(cfg: SimulatorConfig, parts: Particles, radii: np.ndarray) -> tuple[np.ndarray, ...]:
-    """Ideal layer crossings of every particle: (track, psi, x, y, z, cos_alpha), one row per crossing.
+    """Ideal layer crossings of every particle: (track, x, y, z, cos_alpha), one row per crossing.
 
     Primaries keep the first crossing of each layer within half a turn (a curling track, 2R < r, reaches no
     further layer); secondaries keep both crossings of every layer on every turn up to `max_psi`. Crossings
@@ -296,27 +296,28 @@ def trace_hits(cfg: SimulatorConfig, parts: Particles, radii: np.ndarray) -> tup
     hel = physics.build_helices(
         vtx[:, 0], vtx[:, 1], mom[:, 0], mom[:, 1], parts.charge[moving], cfg.b_field_t
     )
-    psi, x, y, ok = physics.layer_crossings(hel, radii)  # (t, L, 2)
-    first = parts.first_only[moving][:, None, None]
-    keep = ok[..., None] & (~first | (psi == psi.min(axis=2, keepdims=True)))  # (t, L, 2)
+    # Only reachable (track, layer) pairs: a looping secondary spans a few layers of the 48.
+    pair_t, pair_l = np.nonzero(physics.reachable_layers(hel, radii))
+    psi, x, y = physics.layer_crossings(hel, pair_t, radii[pair_l])  # (m, 2)
+    first = parts.first_only[moving][pair_t, None]
+    keep = ~first | (psi == psi.min(axis=1, keepdims=True))  # (m, 2)
     # Turning angle at which |z| reaches the end of the drift volume: z = z0 + R psi pz / pT.
     dz_dpsi = hel.radius * mom[:, 2] / pt[moving]
     z_end = np.where(dz_dpsi >= 0, cfg.z_half_length_cm, -cfg.z_half_length_cm) - vtx[:, 2]
     with np.errstate(divide="ignore", invalid="ignore"):
         psi_z = np.where(dz_dpsi != 0, z_end / dz_dpsi, np.inf)
     psi_end = np.minimum(parts.max_psi[moving], psi_z)  # (t,)
-    t_idx, l_idx, b_idx = np.nonzero(keep & (psi < psi_end[:, None, None]))
-    psi0 = psi[t_idx, l_idx, b_idx]
+    m_idx, b_idx = np.nonzero(keep & (psi < psi_end[pair_t, None]))
+    t_idx, psi0 = pair_t[m_idx], psi[m_idx, b_idx]
     # Loops: a crossing at psi0 recurs at psi0 + 2 pi k while psi < psi_end (only for secondaries).
     n_rep = np.where(
         parts.first_only[moving][t_idx], 1, np.floor((psi_end[t_idx] - psi0) / TWO_PI).astype(np.int64) + 1
     )
     row = np.repeat(np.arange(t_idx.size), n_rep)
     turn = np.arange(row.size) - np.repeat(np.cumsum(n_rep) - n_rep, n_rep)
-    t_idx, l_idx, b_idx = t_idx[row], l_idx[row], b_idx[row]
-    psi_all = psi0[row] + TWO_PI * turn
-    xs, ys = x[t_idx, l_idx, b_idx], y[t_idx, l_idx, b_idx]
-    zs = vtx[t_idx, 2] + dz_dpsi[t_idx] * psi_all
+    t_idx, m_idx, b_idx = t_idx[row], m_idx[row], b_idx[row]
+    xs, ys = x[m_idx, b_idx], y[m_idx, b_idx]
+    zs = vtx[t_idx, 2] + dz_dpsi[t_idx] * (psi0[row] + TWO_PI * turn)
     cos_a = physics.crossing_cos_alpha(xs, ys, hel.cx[t_idx], hel.cy[t_idx], hel.radius[t_idx])
     return moving[t_idx], xs, ys, zs, cos_a
 
