@@ -229,3 +229,21 @@ def test_deposits_are_landau_like_with_the_bethe_bloch_mean() -> None:
     assert energy.min() >= cfg.energy_floor_adc and energy.max() <= cfg.energy_max_adc
     assert 0.8 * cfg.adc_per_mip < np.median(energy) < 3 * cfg.adc_per_mip  # mostly near-MIP pions
     assert 150 < energy.mean() < 500 and np.mean(energy > 3 * np.median(energy)) > 0.01
+
+
+def test_ideal_hits_lie_on_the_helix_of_their_track() -> None:
+    cfg = SimulatorConfig(**(IDEAL | {"secondaries_mean": 4.0}))
+    for ev in simulate_events(10, seed=13, cfg=cfg):
+        mom = ev.tracks.momentum.astype(np.float64)[ev.track_id]
+        vtx = ev.tracks.vertex.astype(np.float64)[ev.track_id]
+        q = ev.tracks.charge[ev.track_id].astype(np.float64)
+        pt = np.hypot(mom[:, 0], mom[:, 1])
+        radius = 100.0 * pt / (physics.CURVATURE_CONSTANT * cfg.b_field_t)
+        cx, cy = vtx[:, 0] + q * radius * mom[:, 1] / pt, vtx[:, 1] - q * radius * mom[:, 0] / pt
+        x, y, z = (ev.points[:, i].astype(np.float64) for i in (1, 2, 3))
+        np.testing.assert_allclose(np.hypot(x - cx, y - cy), radius, rtol=1e-4, atol=2e-3)
+        # z advances R pz/pT per radian turned (clockwise for q > 0): residual turns are whole numbers.
+        turned = -q * (np.arctan2(y - cy, x - cx) - np.arctan2(vtx[:, 1] - cy, vtx[:, 0] - cx))
+        turns = ((z - vtx[:, 2]) / (radius * mom[:, 2] / pt) - turned) / (2 * np.pi)
+        assert np.abs(turns - np.round(turns)).max() < 1e-3
+        assert np.round(turns).min() >= -1 and np.round(turns).max() <= cfg.secondary_max_turns + 1
