@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from scaling.config import field_docs, from_dict, to_dict
 from scaling.data import physics
 from scaling.data.schema import NOISE_MOMENTUM_GEV, PID_NAMES
 from scaling.data.simulator import (
@@ -247,3 +248,10 @@ def test_ideal_hits_lie_on_the_helix_of_their_track() -> None:
         turns = ((z - vtx[:, 2]) / (radius * mom[:, 2] / pt) - turned) / (2 * np.pi)
         assert np.abs(turns - np.round(turns)).max() < 1e-3
         assert np.round(turns).min() >= -1 and np.round(turns).max() <= cfg.secondary_max_turns + 1
+
+
+def test_every_constant_is_a_documented_field_that_round_trips() -> None:
+    docs = field_docs(SimulatorConfig)
+    assert len(docs) > 40 and all(isinstance(text, str) and len(text) > 10 for text in docs.values())
+    cfg = small_config(b_field_t=1.5)
+    assert from_dict(SimulatorConfig, to_dict(cfg)) == cfg
