@@ -116,7 +116,7 @@ class Trainer:
             return None
         meta = ckpt.read_meta(folder)
         check_world_size(meta, self.dist, folder)
-        # ZeRO-3 keeps empty placeholders in the module state; the weights come from the optimizer's partitions.
+        # ZeRO-3 module states hold empty placeholders; the weights come from the optimizer partitions.
         skip = (lambda src, dst: None) if self.cfg.deepspeed.zero_stage == 3 else None
         self.engine.load_checkpoint(
             str(self.ckpt_root), tag=folder.name, load_lr_scheduler_states=False, custom_load_fn=skip
@@ -241,17 +241,21 @@ class Trainer:
 
     # ------------------------------------------------------------------ the loop
     def train(self) -> int:
-        self._start()
-        self.step = self._resume() or 0
-        main = self.dist.is_main
-        metrics = (
-            ledger.MetricsWriter(self.run_dir / "metrics.jsonl", resume_step=self.step) if main else None
-        )
-        if main:
-            ledger.update_status(self.run_dir, state="running", last_step=self.step,
-                                 budget_steps=self.cfg.budget.steps, reason=None, exit_code=None)  # fmt: skip
-        self.stop.install()
+        self.stop.install()  # before start-up: a SIGUSR2 then must not kill the process (default action)
+        metrics = None
         try:
+            self._start()
+            self.step = self._resume() or 0
+            if self.dist.is_main:
+                metrics = ledger.MetricsWriter(self.run_dir / "metrics.jsonl", resume_step=self.step)
+                ledger.update_status(
+                    self.run_dir,
+                    state="running",
+                    last_step=self.step,
+                    budget_steps=self.cfg.budget.steps,
+                    reason=None,
+                    exit_code=None,
+                )
             return self._loop(metrics)
         finally:
             self.stop.restore()
