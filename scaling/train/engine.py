@@ -56,6 +56,7 @@ class Trainer:
         self.ckpt_root = run_dir / "checkpoints"
         self.totals, self.step = Totals(), 0
         self.stop = StopFlag()
+        self.save_error = "see the log of the rank that failed"
 
     # ------------------------------------------------------------------ set-up
     def _start(self) -> None:
@@ -166,14 +167,24 @@ class Trainer:
             if micro == self.gas - 1:
                 apply_lr(self.engine.optimizer.param_groups, [0.0] * len(lrs) if bad else lrs)
             self.engine.backward(loss)
+            own_norm = self._local_grad_norm() if micro == self.gas - 1 else None
             self.engine.step()
-        grad_norm = self.engine.get_global_grad_norm()
-        grad_norm = float(grad_norm) if grad_norm is not None else float("nan")
+        grad_norm = self.engine.get_global_grad_norm()  # None without ZeRO: use our own
+        grad_norm = float(grad_norm if grad_norm is not None else own_norm)
         bad = bad or not math.isfinite(grad_norm)
         total = self._sum([loss_sum, tokens, events, float(bad)])
         return {"loss": total[0] / (self.gas * self.dist.world_size), "tokens": int(total[1]),
                 "events": int(total[2]), "bad": total[3] > 0, "grad_norm": grad_norm,
                 "lr": dict(zip(self.group_names, lrs, strict=True))}  # fmt: skip
+
+    def _local_grad_norm(self) -> float:
+        """Global L2 norm of the unclipped gradients (ZeRO stage 0, where every rank holds all of them)."""
+        if self.cfg.deepspeed.zero_stage != 0:
+            return float("nan")
+        grads = [
+            p.grad.detach().float().norm() for p in self.engine.module.parameters() if p.grad is not None
+        ]
+        return float(torch.stack(grads).norm()) if grads else 0.0
 
     def _validate(self) -> float:
         """Event-weighted mean loss on the fixed held-out set; every rank runs the same number of passes."""
@@ -215,7 +226,7 @@ class Trainer:
             self._barrier()
             self.engine.save_checkpoint(str(self.ckpt_root), tag=tmp.name, save_latest=False)
             ckpt.write_rank_state(tmp, self.dist.rank, {"data": self.source.state_dict(), "rng": rng_state()})
-        except OSError as err:
+        except (OSError, RuntimeError) as err:  # torch.save reports a failed write as RuntimeError
             ok, reason = 0.0, f"checkpoint at step {step} not written ({err}); previous checkpoints kept"
         ok = self._sum([ok], torch.distributed.ReduceOp.MIN)[0]
         if self.dist.is_main:
@@ -234,7 +245,8 @@ class Trainer:
                 ok, reason = 0.0, f"checkpoint at step {step} not finished ({err}); previous checkpoints kept"
             if not ok:
                 shutil.rmtree(tmp, ignore_errors=True)
-                log.error("%s", reason or "a rank could not write its checkpoint files")
+                self.save_error = reason or "a rank could not write its checkpoint files"
+                log.error("%s", self.save_error)
                 ledger.update_status(self.run_dir, reason=reason or "checkpoint write failed on a rank")
         self._barrier()
         return bool(ok)
@@ -274,9 +286,6 @@ class Trainer:
             if out["bad"]:
                 self.totals.bad_steps += 1
                 bad_run += 1
-                if bad_run >= cfg.budget.max_bad_steps:
-                    raise RunFailed(f"{bad_run} non-finite steps in a row (last at step {self.step}); "
-                                    "lower optimizer.lr or check the data")  # fmt: skip
             else:
                 bad_run = 0
                 seq_len = max(1, out["tokens"] // max(out["events"], 1))
@@ -286,10 +295,14 @@ class Trainer:
             self.totals.events += out["events"]
             self.totals.tokens += out["tokens"]
             window["tokens"] += out["tokens"]
+            abort = bad_run >= cfg.budget.max_bad_steps
             if metrics is not None and (
-                self.step % cfg.logging.interval == 0 or self.step == cfg.budget.steps
+                self.step % cfg.logging.interval == 0 or self.step == cfg.budget.steps or abort
             ):
                 self._log_train(metrics, out, window, peak)
+            if abort:
+                raise RunFailed(f"{bad_run} non-finite steps in a row (last at step {self.step}); "
+                                "lower optimizer.lr or check the data")  # fmt: skip
             self._after_step(metrics)
             stop = self._sum([float(self.stop.requested)], torch.distributed.ReduceOp.MAX)[0]
             if stop and self.step < cfg.budget.steps:
@@ -347,7 +360,7 @@ class Trainer:
     def _finish(self) -> None:
         steps = dict(ckpt.complete_checkpoints(self.ckpt_root))
         if self.step not in steps and not self._save(self.step):
-            raise OSError(f"the final checkpoint (step {self.step}) could not be written; see the log")
+            raise OSError(f"the final checkpoint (step {self.step}) could not be written: {self.save_error}")
         if not self.dist.is_main:
             return
         vals = [v for v in self.totals.val_losses if math.isfinite(v)]
