@@ -87,6 +87,9 @@ class Trainer:
         self.multipliers = [g["lr_mult"] for g in groups]
         ds_cfg = build_deepspeed_config(self.cfg, world_size=self.dist.world_size, on_gpu=on_gpu)
         self.engine, *_ = deepspeed.initialize(model=model, model_parameters=groups, config=ds_cfg)
+        names = [g.get("name") for g in self.engine.optimizer.param_groups]
+        if names != self.group_names:  # apply_lr writes the μP LRs by position
+            raise RuntimeError(f"DeepSpeed reordered the parameter groups: {names} != {self.group_names}")
         self._build_data()
 
     def _build_data(self) -> None:

@@ -139,3 +139,10 @@ def test_resolved_config_round_trips() -> None:
     cfg = load_train_config(TINY)
     assert from_dict(TrainConfig, to_dict(cfg)) == cfg
     assert math.isfinite(cfg.optimizer.lr)
+
+
+def test_progress_line_shows_step_loss_throughput_eta() -> None:
+    from scaling.train.loop import progress_line
+
+    line = progress_line(25, 100, 0.1234, 5000.0, 60.0)
+    assert line.startswith("step 25/100") and "0.1234" in line and "5,000 tok/s" in line and "3.0 min" in line
