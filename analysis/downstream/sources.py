@@ -94,7 +94,8 @@ class BackboneSource:
             if self.checkpoint is None:
                 raise RuntimeError("BackboneSource has neither a model nor a checkpoint to load")
             model, _ = load_frozen_model(*self.checkpoint)
-            self._model = model.eval().requires_grad_(False)
+            device = "cuda" if torch.cuda.is_available() else "cpu"  # mamba_ssm kernels on a GPU
+            self._model = model.to(device).eval().requires_grad_(False)
         return self._model
 
     @classmethod
@@ -148,7 +149,8 @@ class BackboneSource:
         seq_idx = torch.repeat_interleave(
             torch.arange(len(events), dtype=torch.int32), torch.tensor(lengths)
         )[None]  # [1, T]
-        h = self.model.backbone_features(x, seq_idx)[0].float().numpy()  # [T, width]
+        device = next(self.model.parameters()).device
+        h = self.model.backbone_features(x.to(device), seq_idx.to(device))[0].float().cpu().numpy()  # [T, w]
         bounds = np.cumsum([0, *lengths])
         return [
             unpermute(h[bounds[i] : bounds[i + 1]], perms[i]) for i in range(len(events))

@@ -75,6 +75,7 @@ class DownstreamConfig:
     )
     n_display_events: int = doc("test events whose predictions are saved for the event display", default=4)
     cache_dir: str = doc("feature cache folder ('' = no cache)", default="runs/feature-cache")
+    device: str = doc("adapter device: auto (cuda if available, else cpu), cpu or cuda", default="auto")
     adapter: AdapterConfig = doc("adapter shape and loss", default_factory=AdapterConfig)
     optim: OptimConfig = doc("adapter optimisation", default_factory=OptimConfig)
     set_loss: dict[str, float] = doc(
@@ -97,6 +98,19 @@ class Batch:
     valid: torch.Tensor  # [B, L] bool
     labels: torch.Tensor  # [B, L] int64 (-100 on padding)
     track_ids: list[np.ndarray] = field(default_factory=list)
+
+
+def resolve_device(name: str) -> torch.device:
+    """`auto` -> cuda when available, else cpu; asking for cuda without one is a clear error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"device={name!r} but no CUDA device is visible; use device=cpu or auto")
+    return torch.device(name)
+
+
+def _to(batch: Batch, device: torch.device) -> Batch:
+    return Batch(batch.x.to(device), batch.valid.to(device), batch.labels.to(device), batch.track_ids)
 
 
 def make_batch(data: LabelledSplit, idx: list[int], task: str) -> Batch:
@@ -136,7 +150,7 @@ def batch_loss(
     total = batch.x.new_zeros(())
     for b, tid in enumerate(batch.track_ids):
         n = tid.shape[0]
-        targets = track_targets(tid, cfg.adapter.min_track_points)  # [T, n]
+        targets = track_targets(tid, cfg.adapter.min_track_points).to(batch.x.device)  # [T, n]
         for cls, mask in outs:  # auxiliary losses at every decoder layer
             total = total + event_set_loss(cls[b], mask[b, :, :n], targets, w)[0]
     return total / len(batch.track_ids)
@@ -153,13 +167,15 @@ def train_adapter(model: torch.nn.Module, data: LabelledSplit, cfg: DownstreamCo
         weights = class_weights(labels, 5 if cfg.task == "pid" else 2)
     order: list[int] = []
     losses: list[float] = []
+    device = next(model.parameters()).device
+    weights = None if weights is None else weights.to(device)
     model.train()
     t0 = time.perf_counter()
     for _ in range(cfg.optim.steps):
         if len(order) < cfg.optim.batch_events:
             order += torch.randperm(len(data), generator=gen).tolist()
         idx, order = order[: cfg.optim.batch_events], order[cfg.optim.batch_events :]
-        loss = batch_loss(model, make_batch(data, idx, cfg.task), cfg, weights)
+        loss = batch_loss(model, _to(make_batch(data, idx, cfg.task), device), cfg, weights)
         if not torch.isfinite(loss):
             raise RuntimeError(f"adapter loss became {loss.item()} at step {len(losses)}; lower optim.lr")
         opt.zero_grad(set_to_none=True)
@@ -187,9 +203,10 @@ def predict(model: torch.nn.Module, data: LabelledSplit, cfg: DownstreamConfig) 
     preds: list[np.ndarray] = []
     for start in range(0, len(data), cfg.optim.batch_events):
         idx = list(range(start, min(start + cfg.optim.batch_events, len(data))))
-        batch = make_batch(data, idx, cfg.task)
+        batch = _to(make_batch(data, idx, cfg.task), next(model.parameters()).device)
         out = model(batch.x, batch.valid)
         p = assign_tracks(*out[-1]) if cfg.task == "tracking" else out.argmax(-1)  # [B, L]
+        p = p.cpu()
         preds += [p[row, : data.features[i].shape[0]].numpy() for row, i in enumerate(idx)]
     return preds
 
@@ -219,4 +236,5 @@ def build_run_model(cfg: DownstreamConfig, d_in: int) -> torch.nn.Module:
     """The adapter for this run: on backbone features, or AdapterOnly with its linear stem on raw inputs."""
     torch.manual_seed(cfg.seed)
     stem = cfg.stem_width if cfg.backbone == ADAPTER_ONLY else None
-    return build_adapter(cfg.task, d_in, cfg.adapter, raw_stem_width=stem)
+    model = build_adapter(cfg.task, d_in, cfg.adapter, raw_stem_width=stem)
+    return model.to(resolve_device(cfg.device))

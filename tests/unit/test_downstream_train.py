@@ -106,5 +106,21 @@ def test_bad_inputs_are_clear_errors() -> None:
         split_size({"splits": {"train": {"n_events": 3}}}, "test", "data/sim")
     with pytest.raises(ValueError, match="task must be"):
         DownstreamConfig(task="vertexing")
+    if not torch.cuda.is_available():
+        from analysis.downstream.train import resolve_device
+
+        with pytest.raises(ValueError, match="no CUDA device is visible"):
+            resolve_device("cuda")
+        assert resolve_device("auto").type == "cpu"
     with pytest.raises(ValueError, match="set_loss: unknown weight"):
         DownstreamConfig(set_loss={"mask": 1.0})
+
+
+@pytest.mark.gpu
+def test_tracking_trains_on_cuda() -> None:
+    cfg = _cfg("tracking", steps=3, depth=0)
+    cfg.device = "cuda"
+    model = build_run_model(cfg, 6)
+    fit = train_adapter(model, _split(4, 6), cfg)
+    assert np.isfinite(fit["loss_last"])
+    assert len(predict(model, _split(2, 7), cfg)) == 2
