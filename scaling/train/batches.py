@@ -79,3 +79,15 @@ def validation_batches(dataset_dir: str, split: str, *, n_events: int, rank: int
     samples = [source.sample(event) for event in stream]
     size = source.micro_batch_events
     return [pack_samples(samples[i : i + size]) for i in range(0, len(samples), size)]
+
+
+def fit_difficulty(dataset_dir: str, split: str, *, n_events: int, source: BatchSource) -> dict[str, Any]:
+    """Fit the objective's difficulty table (paper B.7) on the first `n_events` of the train split in storage
+    order: the same events on every rank, so every rank fits the same table without communication."""
+    stream = EventStream(dataset_dir, split, shuffle=False, epochs=1)
+    samples = []
+    for event in stream:
+        samples.append(source.sample(event))
+        if len(samples) >= n_events:
+            break
+    return source.objective.fit_difficulty(samples)

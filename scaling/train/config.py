@@ -49,6 +49,10 @@ class DataConfig:
     val_events: int = doc("size of the fixed held-out validation set (first events of val_split)", default=64)
     max_tokens: int = doc("token budget of one packed micro-batch; 0 = no limit", default=0)
     skip_bad_events: bool = doc("skip unreadable / non-finite events instead of failing", default=False)
+    difficulty_events: int = doc(
+        "train events (first, unshuffled) the difficulty table is fitted on when objective rescaling is on",
+        default=256,
+    )
     simulate_if_missing: SimulateConfig = field(
         default_factory=SimulateConfig, metadata={"doc": "simulate the dataset if it does not exist"}
     )
@@ -56,8 +60,15 @@ class DataConfig:
     def __post_init__(self) -> None:
         if not 0.0 < self.fraction <= 1.0:
             raise ValueError(f"data.fraction={self.fraction} must be in (0, 1]")
-        if self.val_events < 0 or self.shuffle_buffer < 1 or self.max_tokens < 0:
-            raise ValueError("data.val_events and data.max_tokens must be >= 0, data.shuffle_buffer >= 1")
+        if (
+            self.val_events < 0
+            or self.shuffle_buffer < 1
+            or self.max_tokens < 0
+            or self.difficulty_events < 1
+        ):
+            raise ValueError(
+                "data: val_events and max_tokens must be >= 0, shuffle_buffer and difficulty_events >= 1"
+            )
 
 
 @dataclass(kw_only=True)

@@ -13,6 +13,8 @@ from typing import Any
 
 import torch
 
+from scaling.atomic import write_json_atomic
+from scaling.config import ConfigError
 from scaling.data.loader import EventStream
 from scaling.inputs.coordinates import Normalizer
 from scaling.inputs.pipeline import PackedBatch
@@ -22,7 +24,7 @@ from scaling.mup import build_param_groups
 from scaling.objectives import build_objective
 from scaling.train import checkpoint as ckpt
 from scaling.train import ledger
-from scaling.train.batches import BatchSource, validation_batches
+from scaling.train.batches import BatchSource, fit_difficulty, validation_batches
 from scaling.train.config import TrainConfig, accumulation_steps, budget_checkpoint_steps
 from scaling.train.data_setup import ensure_dataset
 from scaling.train.deepspeed_config import build_deepspeed_config, use_bf16
@@ -105,6 +107,14 @@ class Trainer:
                                   objective=self.objective, serialization=self.cfg.serialization,
                                   seed=self.cfg.seed, micro_batch_events=self.cfg.budget.micro_batch_events,
                                   max_tokens=data.max_tokens)  # fmt: skip
+        if self.cfg.objective.difficulty_rescaling:  # before any sample is made: weights use the table
+            try:
+                table = fit_difficulty(data.dataset_dir, data.train_split, n_events=data.difficulty_events,
+                                       source=self.source)  # fmt: skip
+            except ValueError as err:
+                raise ConfigError(f"data.difficulty_events={data.difficulty_events}: {err}") from None
+            if dist.is_main:
+                write_json_atomic(self.run_dir / "difficulty.json", table)
         self.val = validation_batches(
             data.dataset_dir,
             data.val_split,

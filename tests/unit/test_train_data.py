@@ -12,7 +12,7 @@ from scaling.data.loader import EventStream
 from scaling.data.shards import read_manifest
 from scaling.inputs.coordinates import Normalizer
 from scaling.objectives import ObjectiveConfig, build_objective
-from scaling.train.batches import BatchSource, validation_batches
+from scaling.train.batches import BatchSource, fit_difficulty, validation_batches
 from scaling.train.config import DataConfig, SimulateConfig
 from scaling.train.data_setup import ensure_dataset
 
@@ -64,3 +64,13 @@ def test_validation_set_is_fixed_and_split_across_ranks(dataset: Path) -> None:
     parts = [validation_batches(str(dataset), "validation", n_events=4, rank=r, world_size=2,
                                 source=_source(dataset, r, 2)) for r in range(2)]  # fmt: skip
     assert sorted(i for p in parts for b in p for i in b.event_ids) == sorted(ids)
+
+
+def test_difficulty_table_is_fitted_and_reweights_events(dataset: Path) -> None:
+    source = _source(dataset)
+    assert source.sample(next(iter(source.stream))).weight == 1.0  # no table yet
+    table = fit_difficulty(str(dataset), "train", n_events=12, source=source)
+    again = fit_difficulty(str(dataset), "train", n_events=12, source=_source(dataset))
+    assert table == again  # same events on every rank -> same table
+    weights = [source.sample(e).weight for e in EventStream(dataset, "train", shuffle=False)]
+    assert len(set(weights)) > 1 and abs(sum(weights) / len(weights) - 1.0) < 0.5

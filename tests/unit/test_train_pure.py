@@ -45,6 +45,8 @@ def test_cli_config_error_exits_2_with_one_line(tmp_path: Path, capsys: pytest.C
     assert main([str(bad), "--run-dir", str(tmp_path / "run")]) == 2
     err = capsys.readouterr().err.strip()
     assert "optimizer.lrr" in err and str(bad) in err and "\n" not in err
+    status = json.loads((tmp_path / "run" / "status.json").read_text())
+    assert status["state"] == "failed" and status["exit_code"] == 2 and "optimizer.lrr" in status["reason"]
 
 
 def test_global_batch_must_factor_into_micro_times_world() -> None:
