@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
+import shutil
 from pathlib import Path
 
 from scaling.config import ConfigError
@@ -46,4 +48,15 @@ def ensure_dataset(data: DataConfig) -> None:
         "profile": sim.profile,
         "config": dataclasses.asdict(cfg) if dataclasses.is_dataclass(cfg) else repr(cfg),
     }
-    write_dataset(root, splits, shard_events=sim.shard_events, provenance=provenance)
+    # Runs of a sweep may start together on one dataset: write aside, then rename; the first one wins.
+    tmp = root.parent / f".{root.name}.tmp-{os.getpid()}"
+    root.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        write_dataset(tmp, splits, shard_events=sim.shard_events, provenance=provenance)
+        try:
+            tmp.rename(root)
+        except OSError:
+            if not (root / "manifest.json").is_file():
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)

@@ -36,6 +36,7 @@ def _source(root: Path, rank: int = 0, world: int = 1) -> BatchSource:
 def test_simulated_when_missing_and_error_when_not_allowed(dataset: Path, tmp_path: Path) -> None:
     manifest = read_manifest(dataset)
     assert manifest["splits"]["train"]["n_events"] == 12 and manifest["splits"]["validation"]["n_events"] == 6
+    assert not list(dataset.parent.glob(".data.tmp-*"))  # written aside, renamed into place
     with pytest.raises(ConfigError, match="data.dataset_dir=.*simulate_if_missing.enabled=true"):
         ensure_dataset(DataConfig(dataset_dir=str(tmp_path / "none")))
 
