@@ -1,0 +1,174 @@
+"""Submitting runs: submitit on Slurm (or this machine), and the `Checkpointable` each task runs.
+
+Each Slurm task runs one rank of `python -m scaling.train <run>/config.yaml --run-dir <run>` as a child
+process; the SLURM_* variables it inherits are all the trainer needs to find its rank. On preemption or at the
+time limit Slurm sends USR2 to every process of the step; submitit calls `TrainJob.checkpoint` in rank 0,
+which forwards the signal to its child, waits until the trainer has saved a checkpoint and exited (code 3),
+and only then lets submitit requeue the job. The requeued job starts the trainer again, which resumes from the newest
+complete checkpoint: nothing but the run directory's path is pickled.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import submitit
+
+from launch.ledger import update_status
+from launch.sites import SiteConfig
+from launch.spec import ExecutorConfig, RunPlan
+
+log = logging.getLogger(__name__)
+EXIT_PREEMPTED = 3
+CHECKPOINT_WAIT_S = 600.0
+
+
+def train_command(run_dir: Path) -> list[str]:
+    return [sys.executable, "-m", "scaling.train", str(run_dir / "config.yaml"), "--run-dir", str(run_dir)]
+
+
+def slurm_available(timeout_s: float = 3.0) -> bool:
+    """sbatch installed AND a controller answering: installed clients alone do not make a cluster."""
+    if shutil.which("sbatch") is None or shutil.which("scontrol") is None:
+        return False
+    try:
+        done = subprocess.run(["scontrol", "ping"], capture_output=True, text=True, timeout=timeout_s)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return done.returncode == 0 and "UP" in done.stdout
+
+
+def choose_executor(requested: str) -> str:
+    if requested == "auto":
+        return "slurm" if slurm_available() else "local"
+    if requested == "slurm" and not slurm_available():
+        raise RuntimeError(
+            "--executor slurm: no Slurm controller answers `scontrol ping`; start one or use --executor local"
+        )
+    return requested
+
+
+class TrainJob(submitit.helpers.Checkpointable):
+    """One rank of one run; requeues itself on preemption or timeout, state kept in the run directory."""
+
+    def __init__(self, run_dir: str) -> None:
+        self.run_dir = run_dir
+        self._proc: subprocess.Popen | None = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"run_dir": self.run_dir}  # never the child process, never a model
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.run_dir, self._proc = state["run_dir"], None
+
+    def __call__(self) -> int:
+        run_dir = Path(self.run_dir)
+        env = {**os.environ, "DS_ACCELERATOR": os.environ.get("DS_ACCELERATOR", "cpu")}
+        self._proc = subprocess.Popen(train_command(run_dir), env=env)
+        code = self._proc.wait()
+        self._proc = None
+        if code == 0:
+            return 0
+        if _rank() == 0 and code not in (2, 4, EXIT_PREEMPTED):
+            update_status(run_dir, state="failed", exit_code=code, reason=f"trainer exited with code {code}")
+        raise RuntimeError(f"{run_dir}: trainer exited with code {code} (see status.json)")
+
+    def checkpoint(self, *args: Any, **kwargs: Any) -> submitit.helpers.DelayedSubmission:
+        """Forward the signal and wait for the trainer's own checkpoint before submitit requeues."""
+        proc = self._proc
+        if proc is not None and proc.poll() is None:
+            proc.send_signal(signal.SIGUSR2)
+            try:
+                proc.wait(timeout=CHECKPOINT_WAIT_S)
+            except subprocess.TimeoutExpired:
+                log.error("%s: trainer did not checkpoint within %.0f s", self.run_dir, CHECKPOINT_WAIT_S)
+        update_status(Path(self.run_dir), state="preempted")
+        return submitit.helpers.DelayedSubmission(TrainJob(self.run_dir))
+
+
+def _rank() -> int:
+    return int(os.environ.get("SLURM_PROCID", os.environ.get("RANK", "0")))
+
+
+def slurm_parameters(plan: RunPlan, site: SiteConfig) -> dict[str, Any]:
+    """submitit's slurm_* options for one run (multi-node: one task per GPU, or tasks_per_node on CPU)."""
+    res = plan.resources
+    params: dict[str, Any] = {
+        "nodes": res.nodes,
+        "tasks_per_node": res.ranks_per_node,
+        "cpus_per_task": res.cpus_per_task,
+        "mem_gb": res.mem_gb,
+        "timeout_min": plan.time_min,
+        "name": plan.name,
+        "slurm_signal_delay_s": site.signal_delay_s,
+    }
+    if res.gpus_per_node:
+        params["gpus_per_node"] = res.gpus_per_node
+    for key in ("partition", "account", "qos", "constraint"):
+        if getattr(site, key):
+            params[f"slurm_{key}"] = getattr(site, key)
+    extra = {"requeue": True} if not site.exclusive else {"requeue": True, "exclusive": True}
+    for line in site.extra_sbatch:
+        key, _, value = line.lstrip("-").partition("=")
+        extra[key.replace("-", "_")] = value or True
+    params["slurm_additional_parameters"] = extra
+    if site.setup:
+        params["slurm_setup"] = list(site.setup)
+    return params
+
+
+def submit_slurm(
+    plans: list[RunPlan], sweep_dir: Path, site: SiteConfig, opts: ExecutorConfig, folder: Path | None = None
+) -> dict[str, str]:
+    """Submit each run as one job; returns run name -> job id."""
+    folder = folder or sweep_dir / ".submitit" / "%j"
+    jobs: dict[str, str] = {}
+    for plan in plans:
+        executor = submitit.AutoExecutor(
+            folder=str(folder),
+            cluster="slurm",
+            slurm_max_num_timeout=max(opts.max_requeues, plan.allocations),
+        )
+        executor.update_parameters(**slurm_parameters(plan, site))
+        job = executor.submit(TrainJob(str(sweep_dir / plan.name)))
+        jobs[plan.name] = str(job.job_id)
+    return jobs
+
+
+def slurm_job_alive(job_id: str) -> bool:
+    """Pending, running, requeued or suspended according to squeue."""
+    try:
+        done = subprocess.run(
+            ["squeue", "-h", "-j", str(job_id), "-o", "%T"], capture_output=True, text=True, timeout=10
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    states = done.stdout.split()
+    return done.returncode == 0 and any(
+        s
+        in (
+            "PENDING",
+            "RUNNING",
+            "REQUEUED",
+            "SUSPENDED",
+            "CONFIGURING",
+            "COMPLETING",
+            "REQUEUE_HOLD",
+            "REQUEUE_FED",
+        )
+        for s in states
+    )
+
+
+def wait_jobs(job_ids: list[str], poll_s: float = 2.0, timeout_s: float = 3600.0) -> None:
+    deadline = time.time() + timeout_s
+    while any(slurm_job_alive(j) for j in job_ids) and time.time() < deadline:
+        time.sleep(poll_s)

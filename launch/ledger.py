@@ -1,0 +1,168 @@
+"""The sweep ledger: runs/<sweep>/sweep.json, each run's status.json (launcher side) and the status table.
+
+The trainer owns state transitions while it runs (running, preempted, completed, failed); the launcher writes
+`submitted`, attempts and job ids, and merges rather than overwrites so neither side loses the other's fields.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+from pathlib import Path
+from typing import Any
+
+from scaling.atomic import read_json, write_json_atomic
+from scaling.config import dump_yaml
+
+DETERMINISTIC_EXIT_CODES = (2, 4)  # config error, failed at run time (repeated NaN): never resubmitted
+ACTIVE_STATES = ("submitted", "running")
+
+
+def now_iso() -> str:
+    return _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
+
+
+def read_status(run_dir: Path) -> dict[str, Any]:
+    path = run_dir / "status.json"
+    if not path.is_file():
+        return {"state": "pending", "attempts": 0, "job_ids": [], "reason": None}
+    try:
+        return read_json(path)
+    except (OSError, ValueError):
+        return {"state": "pending", "attempts": 0, "job_ids": [], "reason": "unreadable status.json"}
+
+
+def update_status(run_dir: Path, **fields: Any) -> dict[str, Any]:
+    """Merge `fields` into status.json atomically."""
+    status = read_status(run_dir)
+    status.update(fields)
+    status["updated"] = now_iso()
+    write_json_atomic(run_dir / "status.json", status)
+    return status
+
+
+def record_submission(run_dir: Path, job_id: str, budget_steps: int) -> dict[str, Any]:
+    """One more attempt of a run: state submitted, job id appended."""
+    status = read_status(run_dir)
+    return update_status(
+        run_dir,
+        state="submitted",
+        attempts=int(status.get("attempts", 0)) + 1,
+        job_ids=[*status.get("job_ids", []), str(job_id)],
+        budget_steps=status.get("budget_steps", budget_steps),
+        exit_code=None,
+        reason=None,
+    )
+
+
+def write_run_config(run_dir: Path, config: dict[str, Any]) -> bool:
+    """Write the resolved config.yaml; returns False (and leaves it) when an identical one is there."""
+    path = run_dir / "config.yaml"
+    text = dump_yaml(config)
+    if path.is_file() and path.read_text(encoding="utf-8") == text:
+        return False
+    run_dir.mkdir(parents=True, exist_ok=True)
+    from scaling.atomic import write_text_atomic
+
+    write_text_atomic(path, text)
+    return True
+
+
+def write_sweep(sweep_dir: Path, plan: dict[str, Any]) -> None:
+    """sweep.json: the plan, merged with the job ids already recorded there."""
+    path = sweep_dir / "sweep.json"
+    old = read_json(path) if path.is_file() else {}
+    jobs = old.get("jobs", {})
+    jobs.update(plan.get("jobs", {}))
+    write_json_atomic(path, {**old, **plan, "jobs": jobs, "updated": now_iso()})
+
+
+def record_job(sweep_dir: Path, run: str, job_id: str) -> None:
+    path = sweep_dir / "sweep.json"
+    data = read_json(path) if path.is_file() else {}
+    data.setdefault("jobs", {}).setdefault(run, []).append(str(job_id))
+    write_json_atomic(path, data)
+
+
+def is_deterministic_failure(status: dict[str, Any]) -> bool:
+    return status.get("state") == "failed" and status.get("exit_code") in DETERMINISTIC_EXIT_CODES
+
+
+def last_metrics(run_dir: Path) -> dict[str, Any]:
+    """Newest train step, its wall seconds, and newest val_loss from metrics.jsonl (tolerates a torn line)."""
+    out: dict[str, Any] = {"step": None, "wall_s": None, "val_loss": None}
+    path = run_dir / "metrics.jsonl"
+    if not path.is_file():
+        return out
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            row = json.loads(line)
+        except ValueError:
+            continue
+        if row.get("kind") == "val" and row.get("val_loss") is not None:
+            out["val_loss"] = row["val_loss"]
+        elif row.get("kind") == "train":
+            out["step"], out["wall_s"] = row.get("step"), row.get("wall_s")
+    return out
+
+
+def eta_s(step: int | None, budget: int | None, wall_s: float | None) -> float | None:
+    """Remaining seconds at the mean rate so far (wall_s covers this attempt's steps only roughly)."""
+    if not step or not budget or not wall_s or step >= budget:
+        return None
+    return wall_s / step * (budget - step)
+
+
+def _fmt_eta(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    minutes = int(seconds // 60)
+    return f"{minutes // 60}h{minutes % 60:02d}m" if minutes >= 60 else f"{minutes}m{int(seconds % 60):02d}s"
+
+
+def status_rows(
+    sweep_dir: Path, run_names: list[str], budgets: dict[str, int] | None = None
+) -> list[dict[str, Any]]:
+    """One row per run from its status.json and metrics.jsonl; `budgets` fills runs not started yet."""
+    rows = []
+    for name in run_names:
+        run_dir = sweep_dir / name
+        status, metrics = read_status(run_dir), last_metrics(run_dir)
+        step = status.get("last_step") or metrics["step"] or 0
+        budget = status.get("budget_steps") or (budgets or {}).get(name)
+        rows.append(
+            {
+                "run": name,
+                "state": status.get("state", "pending"),
+                "attempts": status.get("attempts", 0),
+                "job": (status.get("job_ids") or ["-"])[-1],
+                "step": step,
+                "budget": budget,
+                "val_loss": metrics["val_loss"],
+                "eta": None if status.get("state") == "completed" else eta_s(step, budget, metrics["wall_s"]),
+                "reason": status.get("reason"),
+            }
+        )
+    return rows
+
+
+def format_table(rows: list[dict[str, Any]]) -> str:
+    head = ["run", "state", "attempts", "job", "step/budget", "val_loss", "eta", "reason"]
+    body = [
+        [
+            r["run"],
+            r["state"],
+            str(r["attempts"]),
+            str(r["job"]),
+            f"{r['step']}/{r['budget'] or '?'}",
+            "-" if r["val_loss"] is None else f"{r['val_loss']:.4g}",
+            _fmt_eta(r["eta"]),
+            (r["reason"] or "")[:60],
+        ]
+        for r in rows
+    ]
+    widths = [max(len(x) for x in col) for col in zip(head, *body, strict=False)]
+    lines = [
+        "  ".join(c.ljust(w) for c, w in zip(line, widths, strict=False)).rstrip() for line in [head, *body]
+    ]
+    return "\n".join(lines)

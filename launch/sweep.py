@@ -1,0 +1,40 @@
+"""`python launch/sweep.py SPEC.yaml [--executor auto|slurm|local] [--dry-run] [--only A,B] [--status]
+[--resubmit] [--max-attempts N]`: launch a study, idempotently, and report on it."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as a script: make the repository importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from launch import plan as planner  # noqa: E402
+from scaling.config import ConfigError  # noqa: E402
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python launch/sweep.py", description=__doc__)
+    parser.add_argument("spec", help="sweep spec YAML (sweeps/*.yaml)")
+    parser.add_argument("--executor", choices=("auto", "slurm", "local"), default="auto")
+    parser.add_argument("--dry-run", action="store_true", help="print the plan, submit nothing")
+    parser.add_argument("--only", default="", help="comma-separated run names")
+    parser.add_argument("--status", action="store_true", help="print the status table, submit nothing")
+    parser.add_argument("--resubmit", action="store_true", help="resubmit failed / preempted / lost runs")
+    parser.add_argument("--max-attempts", type=int, default=None, help="attempts per run (spec default)")
+    parser.add_argument("--no-wait", action="store_true", help="Slurm: return after submitting")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return planner.execute(args)
+    except (ConfigError, ValueError, RuntimeError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
