@@ -4,8 +4,8 @@ Each Slurm task runs one rank of `python -m scaling.train <run>/config.yaml --ru
 process; the SLURM_* variables it inherits are all the trainer needs to find its rank. On preemption or at the
 time limit Slurm sends USR2 to every process of the step; submitit calls `TrainJob.checkpoint` in rank 0,
 which forwards the signal to its child, waits until the trainer has saved a checkpoint and exited (code 3),
-and only then lets submitit requeue the job. The requeued job starts the trainer again, which resumes from the newest
-complete checkpoint: nothing but the run directory's path is pickled.
+and only then lets submitit requeue the job. The requeued job starts the trainer again, which resumes from the
+newest complete checkpoint: nothing but the run directory's path is pickled.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from launch.spec import ExecutorConfig, RunPlan
 log = logging.getLogger(__name__)
 EXIT_PREEMPTED = 3
 CHECKPOINT_WAIT_S = 600.0
+REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 def train_command(run_dir: Path) -> list[str]:
@@ -120,8 +121,8 @@ def slurm_parameters(plan: RunPlan, site: SiteConfig) -> dict[str, Any]:
         key, _, value = line.lstrip("-").partition("=")
         extra[key.replace("-", "_")] = value or True
     params["slurm_additional_parameters"] = extra
-    if site.setup:
-        params["slurm_setup"] = list(site.setup)
+    # the job unpickles launch.executor.TrainJob: make this checkout importable there
+    params["slurm_setup"] = [f"export PYTHONPATH={REPO_ROOT}${{PYTHONPATH:+:$PYTHONPATH}}", *site.setup]
     return params
 
 
@@ -129,7 +130,7 @@ def submit_slurm(
     plans: list[RunPlan], sweep_dir: Path, site: SiteConfig, opts: ExecutorConfig, folder: Path | None = None
 ) -> dict[str, str]:
     """Submit each run as one job; returns run name -> job id."""
-    folder = folder or sweep_dir / ".submitit" / "%j"
+    folder = folder or sweep_dir.resolve() / ".submitit" / "%j"
     jobs: dict[str, str] = {}
     for plan in plans:
         executor = submitit.AutoExecutor(
@@ -138,7 +139,7 @@ def submit_slurm(
             slurm_max_num_timeout=max(opts.max_requeues, plan.allocations),
         )
         executor.update_parameters(**slurm_parameters(plan, site))
-        job = executor.submit(TrainJob(str(sweep_dir / plan.name)))
+        job = executor.submit(TrainJob(str((sweep_dir / plan.name).resolve())))
         jobs[plan.name] = str(job.job_id)
     return jobs
 

@@ -165,6 +165,8 @@ def run_post(spec: SweepSpec) -> None:
         done = subprocess.run(argv)
         if done.returncode != 0:
             print(f"post: exit code {done.returncode}")
+        elif "--out" in argv[:-1]:
+            print(f"report: {argv[argv.index('--out') + 1]}")
 
 
 def _budget(plan: RunPlan) -> int:

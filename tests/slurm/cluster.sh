@@ -1,0 +1,103 @@
+#!/usr/bin/env bash
+# Start or stop a private Slurm cluster on localhost (munge + slurmctld + slurmd) for the integration tests.
+#   tests/slurm/cluster.sh start DIR   -> writes DIR/slurm.conf, starts the daemons, prints `export SLURM_CONF=...`
+#   tests/slurm/cluster.sh stop DIR    -> stops the daemons started from DIR (by their pid files)
+# Two partitions: `low` (default) and `high` (PriorityTier 10) which preempts `low` by requeue, with the user
+# signal sent first. No accounting database: DIR/bin/sacct answers from `squeue -t all` (finished jobs stay
+# visible for MinJobAge), which is what submitit asks for job states.
+set -euo pipefail
+cmd=${1:?usage: cluster.sh start|stop DIR}
+dir=$(realpath -m "${2:?usage: cluster.sh start|stop DIR}")
+host=$(hostname -s)
+ncpu=$(nproc)
+mem_mb=$(( $(awk '/MemTotal/ {print $2}' /proc/meminfo) / 1024 - 512 ))
+
+stop() {
+  for name in slurmd slurmctld munged; do
+    if [ -f "$dir/$name.pid" ]; then
+      pid=$(cat "$dir/$name.pid")
+      kill "$pid" 2>/dev/null || true
+      for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+      rm -f "$dir/$name.pid"
+    fi
+  done
+}
+
+write_conf() {
+  mkdir -p "$dir"/{state,spool,log,munge,bin}
+  cat > "$dir/slurm.conf" <<CONF
+ClusterName=localtest
+SlurmctldHost=${host}(127.0.0.1)
+SlurmUser=root
+SlurmctldPort=16817
+SlurmdPort=16818
+AuthType=auth/munge
+AuthInfo=socket=$dir/munge/munge.socket,cred_expire=5
+StateSaveLocation=$dir/state
+SlurmdSpoolDir=$dir/spool
+SlurmctldPidFile=$dir/slurmctld.pid
+SlurmdPidFile=$dir/slurmd.pid
+SlurmctldLogFile=$dir/log/slurmctld.log
+SlurmdLogFile=$dir/log/slurmd.log
+ProctrackType=proctrack/linuxproc
+TaskPlugin=task/none
+JobAcctGatherType=jobacct_gather/none
+AccountingStorageType=accounting_storage/none
+SelectType=select/cons_tres
+SelectTypeParameters=CR_CPU
+SchedulerParameters=bf_interval=1,sched_interval=1
+PreemptType=preempt/partition_prio
+PreemptMode=REQUEUE
+SlurmctldParameters=preempt_send_user_signal
+DependencyParameters=kill_invalid_depend
+MinJobAge=3600
+ReturnToService=2
+KillWait=5
+NodeName=${host} NodeAddr=127.0.0.1 CPUs=${ncpu} RealMemory=${mem_mb} State=UNKNOWN
+PartitionName=low Nodes=${host} Default=YES MaxTime=INFINITE State=UP PriorityTier=1 PreemptMode=REQUEUE GraceTime=30
+PartitionName=high Nodes=${host} MaxTime=INFINITE State=UP PriorityTier=10 PreemptMode=OFF
+CONF
+  # sacct stand-in: "JobID|State|NodeList" rows as submitit parses them, from squeue (finished jobs kept MinJobAge)
+  cat > "$dir/bin/sacct" <<'SACCT'
+#!/usr/bin/env bash
+jobs=() header=1
+while [ $# -gt 0 ]; do
+  case "$1" in -j) jobs+=("$2"); shift 2;; -j*) jobs+=("${1#-j}"); shift;; -n|--noheader) header=0; shift;;
+    *) shift;; esac
+done
+[ "$header" = 1 ] && echo "JobID|State|NodeList"
+ids=$(IFS=,; echo "${jobs[*]}")
+squeue -h -t all ${ids:+-j "$ids"} -o "%i|%T|%N" 2>/dev/null | sed 's/|COMPLETING|/|RUNNING|/'
+SACCT
+  chmod +x "$dir/bin/sacct"
+}
+
+wait_for() {  # wait_for SECONDS CMD...
+  local n=$(( $1 * 10 )); shift
+  for _ in $(seq "$n"); do "$@" >/dev/null 2>&1 && return 0; sleep 0.1; done
+  echo "cluster.sh: timed out waiting for: $*" >&2; return 1
+}
+
+start() {
+  stop
+  rm -rf "$dir/state" "$dir/spool"
+  write_conf
+  export SLURM_CONF=$dir/slurm.conf
+  chown munge: "$dir/munge" 2>/dev/null || true
+  [ -f /etc/munge/munge.key ] || { runuser -u munge -- /usr/sbin/mungekey -c 2>/dev/null || true; }
+  runuser -u munge -- /usr/sbin/munged --socket="$dir/munge/munge.socket" --pid-file="$dir/munge/munged.pid" \
+    --log-file="$dir/munge/munged.log" --seed-file="$dir/munge/seed" --force
+  wait_for 10 test -f "$dir/munge/munged.pid"
+  cp "$dir/munge/munged.pid" "$dir/munged.pid"
+  /usr/sbin/slurmctld -f "$dir/slurm.conf"
+  wait_for 20 scontrol ping
+  /usr/sbin/slurmd -f "$dir/slurm.conf"
+  wait_for 20 bash -c "sinfo -h -o %T | grep -qE 'idle|mixed|alloc'"
+  echo "export SLURM_CONF=$dir/slurm.conf PATH=$dir/bin:\$PATH"
+}
+
+case "$cmd" in
+  start) start ;;
+  stop) stop ;;
+  *) echo "usage: cluster.sh start|stop DIR" >&2; exit 2 ;;
+esac
