@@ -74,7 +74,11 @@ class TrainJob(submitit.helpers.Checkpointable):
         run_dir = Path(self.run_dir)
         env = {**os.environ, "DS_ACCELERATOR": os.environ.get("DS_ACCELERATOR", "cpu")}
         self._proc = subprocess.Popen(train_command(run_dir), env=env)
-        code = self._proc.wait()
+        # poll, not wait(): checkpoint() runs inside a signal handler that interrupts this loop, and a
+        # reentrant Popen.wait() would spin on the lock the interrupted one holds
+        while self._proc.poll() is None:
+            time.sleep(0.2)
+        code = self._proc.returncode
         self._proc = None
         if code == 0:
             return 0
@@ -87,12 +91,24 @@ class TrainJob(submitit.helpers.Checkpointable):
         proc = self._proc
         if proc is not None and proc.poll() is None:
             proc.send_signal(signal.SIGUSR2)
-            try:
-                proc.wait(timeout=CHECKPOINT_WAIT_S)
-            except subprocess.TimeoutExpired:
+            deadline = time.time() + CHECKPOINT_WAIT_S
+            while not _exited(proc) and time.time() < deadline:
+                time.sleep(0.1)
+            if not _exited(proc):
                 log.error("%s: trainer did not checkpoint within %.0f s", self.run_dir, CHECKPOINT_WAIT_S)
         update_status(Path(self.run_dir), state="preempted")
         return submitit.helpers.DelayedSubmission(TrainJob(self.run_dir))
+
+
+def _exited(proc: subprocess.Popen) -> bool:
+    """True once the child ended (a zombie counts: the interrupted poll loop reaps it)."""
+    if proc.poll() is not None:
+        return True
+    try:
+        stat = Path(f"/proc/{proc.pid}/stat").read_text()
+    except OSError:
+        return True
+    return stat.rsplit(")", 1)[1].split()[0] in ("Z", "X")
 
 
 def _rank() -> int:

@@ -9,6 +9,8 @@ set -euo pipefail
 cmd=${1:?usage: cluster.sh start|stop DIR}
 dir=$(realpath -m "${2:?usage: cluster.sh start|stop DIR}")
 host=$(hostname -s)
+# munged runs as user munge, which may not traverse DIR (pytest folders are 0700): its files live in /tmp
+mdir=/tmp/munge-$(echo "$dir" | md5sum | cut -c1-12)
 ncpu=$(nproc)
 mem_mb=$(( $(awk '/MemTotal/ {print $2}' /proc/meminfo) / 1024 - 512 ))
 
@@ -21,10 +23,11 @@ stop() {
       rm -f "$dir/$name.pid"
     fi
   done
+  rm -rf "$mdir"
 }
 
 write_conf() {
-  mkdir -p "$dir"/{state,spool,log,munge,bin}
+  mkdir -p "$dir"/{state,spool,log,bin} "$mdir"
   cat > "$dir/slurm.conf" <<CONF
 ClusterName=localtest
 SlurmctldHost=${host}(127.0.0.1)
@@ -32,7 +35,7 @@ SlurmUser=root
 SlurmctldPort=16817
 SlurmdPort=16818
 AuthType=auth/munge
-AuthInfo=socket=$dir/munge/munge.socket,cred_expire=5
+AuthInfo=socket=$mdir/munge.socket,cred_expire=5
 StateSaveLocation=$dir/state
 SlurmdSpoolDir=$dir/spool
 SlurmctldPidFile=$dir/slurmctld.pid
@@ -83,12 +86,12 @@ start() {
   rm -rf "$dir/state" "$dir/spool"
   write_conf
   export SLURM_CONF=$dir/slurm.conf
-  chown munge: "$dir/munge" 2>/dev/null || true
+  chown munge: "$mdir" 2>/dev/null || true
   [ -f /etc/munge/munge.key ] || { runuser -u munge -- /usr/sbin/mungekey -c 2>/dev/null || true; }
-  runuser -u munge -- /usr/sbin/munged --socket="$dir/munge/munge.socket" --pid-file="$dir/munge/munged.pid" \
-    --log-file="$dir/munge/munged.log" --seed-file="$dir/munge/seed" --force
-  wait_for 10 test -f "$dir/munge/munged.pid"
-  cp "$dir/munge/munged.pid" "$dir/munged.pid"
+  runuser -u munge -- /usr/sbin/munged --socket="$mdir/munge.socket" --pid-file="$mdir/munged.pid" \
+    --log-file="$mdir/munged.log" --seed-file="$mdir/seed" --force
+  wait_for 10 test -f "$mdir/munged.pid"
+  cp "$mdir/munged.pid" "$dir/munged.pid"
   /usr/sbin/slurmctld -f "$dir/slurm.conf"
   wait_for 20 scontrol ping
   /usr/sbin/slurmd -f "$dir/slurm.conf"
