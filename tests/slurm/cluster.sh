@@ -58,7 +58,7 @@ ReturnToService=2
 KillWait=5
 NodeName=${host} NodeAddr=127.0.0.1 CPUs=${ncpu} RealMemory=${mem_mb} State=UNKNOWN
 PartitionName=low Nodes=${host} Default=YES MaxTime=INFINITE State=UP PriorityTier=1 PreemptMode=REQUEUE GraceTime=30
-PartitionName=high Nodes=${host} MaxTime=INFINITE State=UP PriorityTier=10 PreemptMode=OFF
+PartitionName=high Nodes=${host} MaxTime=INFINITE State=UP PriorityTier=10
 CONF
   # sacct stand-in: "JobID|State|NodeList" rows as submitit parses them, from squeue (finished jobs kept MinJobAge)
   cat > "$dir/bin/sacct" <<'SACCT'
