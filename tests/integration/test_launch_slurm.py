@@ -1,6 +1,5 @@
 """The launcher against real Slurm daemons on localhost and the real trainer (tiny config).
 
-
 One session-scoped cluster (tests/slurm/cluster.sh); each test has its own sweep folder, hence its own
 submitit folder. A reference sweep of two runs is shared: the preempted runs must end with its seed-0 metrics.
 """
