@@ -1,4 +1,4 @@
-"""Rendered sbatch scripts and submitit parameters for the paper's m4 on a Perlmutter-like site (golden file)."""
+"""Rendered sbatch script and submitit parameters for the paper's m4 on a Perlmutter-like site (golden)."""
 
 from __future__ import annotations
 
