@@ -1,0 +1,50 @@
+"""The local executor (no Slurm): two tiny real runs at once, statuses, an idempotent rerun, auto=local."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_local_sweep_runs_and_rerun_is_idempotent(tmp_path: Path) -> None:
+    spec = {
+        "name": "loc",
+        "base": str(REPO / "scaling/train/configs/tiny_cpu.yaml"),
+        "overrides": {"data.dataset_dir": str(tmp_path / "data"), "budget.steps": 12},
+        "axes": {"grid": {"model.width": [16, 32]}},
+        "resources": {"default": {"cpus_per_task": 1, "mem_gb": 1, "hours": 0.1}},
+        "site": "local",
+        "runs_dir": str(tmp_path / "runs"),
+        "executor": {"max_parallel": 2},
+        "post": ["python -m no_such_module_here x"],
+    }
+    path = tmp_path / "loc.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    # a controller that does not answer: auto must choose local even though sbatch is installed
+    env = {
+        **os.environ,
+        "SLURM_CONF": str(tmp_path / "none.conf"),
+        "DS_ACCELERATOR": "cpu",
+        "OMP_NUM_THREADS": "1",
+    }
+    cmd = [sys.executable, str(REPO / "launch/sweep.py"), str(path)]
+    first = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=170)
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert first.stdout.count("submit (new)") == 2 and "skipped `no_such_module_here" in first.stdout
+    for name in ("width16", "width32"):
+        status = json.loads((tmp_path / "runs/loc" / name / "status.json").read_text())
+        assert status["state"] == "completed" and status["attempts"] == 1
+        assert status["job_ids"][0].startswith("local-")
+    sweep = json.loads((tmp_path / "runs/loc/sweep.json").read_text())
+    assert sweep["executor"] == "local" and set(sweep["runs"]) == {"width16", "width32"}
+    again = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=60)
+    assert again.stdout.count("skip (completed)") == 2 and "started" not in again.stdout
