@@ -19,7 +19,12 @@ def test_local_sweep_runs_and_rerun_is_idempotent(tmp_path: Path) -> None:
     spec = {
         "name": "loc",
         "base": str(REPO / "scaling/train/configs/tiny_cpu.yaml"),
-        "overrides": {"data.dataset_dir": str(tmp_path / "data"), "budget.steps": 12},
+        "overrides": {
+            "data.dataset_dir": str(tmp_path / "data"),
+            "budget.steps": 12,
+            "model.name": "custom",
+            "model.headdim": 16,
+        },
         "axes": {"grid": {"model.width": [16, 32]}},
         "resources": {"default": {"cpus_per_task": 1, "mem_gb": 1, "hours": 0.1}},
         "site": "local",
