@@ -15,6 +15,13 @@ ncpu=$(nproc)
 mem_mb=$(( $(awk '/MemTotal/ {print $2}' /proc/meminfo) / 1024 - 512 ))
 
 stop() {
+  # end this cluster's jobs first: slurmstepd outlives a stopped slurmd and would keep the job's processes
+  if [ -f "$dir/slurm.conf" ] && SLURM_CONF=$dir/slurm.conf timeout 5 scontrol ping >/dev/null 2>&1; then
+    SLURM_CONF=$dir/slurm.conf scancel --full -u "$(id -un)" 2>/dev/null || true
+    for _ in $(seq 50); do
+      [ -z "$(SLURM_CONF=$dir/slurm.conf squeue -h -t running,completing 2>/dev/null)" ] && break; sleep 0.1
+    done
+  fi
   for name in slurmd slurmctld munged; do
     if [ -f "$dir/$name.pid" ]; then
       pid=$(cat "$dir/$name.pid")
