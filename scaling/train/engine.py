@@ -283,7 +283,10 @@ class Trainer:
                 )
             return self._loop(metrics)
         finally:
-            self.stop.restore()
+            # Once preempted, keep catching signals until exit: a second SIGTERM arriving after the
+            # checkpoint must not turn exit code 3 into a kill the launcher would read as a crash.
+            if not self.stop.requested:
+                self.stop.restore()
             if metrics is not None:
                 metrics.close()
 
