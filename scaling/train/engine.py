@@ -283,9 +283,11 @@ class Trainer:
                 )
             return self._loop(metrics)
         finally:
-            # Once preempted, keep catching signals until exit: a second SIGTERM arriving after the
-            # checkpoint must not turn exit code 3 into a kill the launcher would read as a crash.
-            if not self.stop.requested:
+            # Once preempted, a second SIGTERM arriving after the checkpoint (even during interpreter
+            # shutdown, which resets handlers to the default) must not turn exit 3 into a kill.
+            if self.stop.requested:
+                self.stop.ignore_further()
+            else:
                 self.stop.restore()
             if metrics is not None:
                 metrics.close()

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -69,3 +72,37 @@ def test_signal_only_sets_the_flag(sig: int) -> None:
     finally:
         flag.restore()
     assert signal.getsignal(sig) is not flag._handle
+
+
+CHILD = """
+import sys, time, torch  # torch makes interpreter shutdown long enough for signals to land in it
+from scaling.train.signals import StopFlag
+flag = StopFlag().install()
+print("ready", flush=True)
+while not flag.requested:
+    time.sleep(0.001)
+flag.{finish}()
+sys.exit(3)
+"""
+
+
+def _preempted_exit_under_signal_storm(finish: str) -> int:
+    child = subprocess.Popen(
+        [sys.executable, "-c", CHILD.format(finish=finish)],
+        stdout=subprocess.PIPE,
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    assert child.stdout is not None and child.stdout.readline() == b"ready\n"
+    while child.poll() is None:  # keep signalling through the checkpoint, the exit and the shutdown
+        try:
+            child.send_signal(signal.SIGTERM)
+        except ProcessLookupError:
+            break
+        time.sleep(0.0005)
+    return child.wait(timeout=60)
+
+
+def test_signals_after_the_preemption_checkpoint_cannot_turn_exit_3_into_a_kill() -> None:
+    """Interpreter shutdown resets Python-level handlers to the default; a SIGTERM landing then used to
+    kill a preempted rank (exit -15 instead of 3). `ignore_further()` closes that window."""
+    assert _preempted_exit_under_signal_storm("ignore_further") == 3
