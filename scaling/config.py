@@ -8,7 +8,12 @@ just a dataclass whose fields are dataclasses.
     >>> cfg = load_config(TrainConfig, "run.yaml", ["optimizer.lr=3e-4", "model.width=128"])
     >>> to_dict(cfg)   # plain dict, ready for yaml.safe_dump
 
-Derived values are functions of a config, never mutations of it.
+Derived values are functions of a config, never mutations of it. `__post_init__` validates with the shared
+checks, so every config words its errors alike ("nodes: must be >= 1, got 0"):
+
+    >>> check_positive(self, "lr", "hours")                  # > 0 (allow_zero=True: >= 0)
+    >>> check_range(self, "dropout", low=0, high=1)         # in [0, 1]; low_open/high_open, why="..."
+    >>> check_order(self, "multiplicity_min", "multiplicity_max")
 """
 
 from __future__ import annotations
@@ -31,6 +36,61 @@ class ConfigError(ValueError):
 def doc(text: str, **kwargs: Any) -> Any:
     """A dataclass field carrying its one-line documentation: `lr: float = doc("peak LR", default=2e-4)`."""
     return dataclasses.field(metadata={"doc": text}, **kwargs)
+
+
+def check_range(
+    obj: Any,
+    *names: str,
+    low: float | None = None,
+    high: float | None = None,
+    low_open: bool = False,
+    high_open: bool = False,
+    why: str = "",
+    where: str = "",
+) -> None:
+    """Raise `ValueError("<where.>name: must be <rule>, got <value>")` for the first field of `obj` outside
+    the interval (NaN is always outside). `low_open`/`high_open` exclude the bound; `why` is appended to the
+    rule in parentheses; `where` (e.g. "resources") prefixes the field as a dotted path.
+
+        >>> check_range(cfg, "hit_efficiency", "conversion_fraction", low=0, high=1)
+        >>> check_range(cfg, "tsallis_n", low=3, low_open=True, why="finite mean pT")
+    """
+    rule = _range_rule(low, high, low_open, high_open) + (f" ({why})" if why else "")
+    for name in names:
+        value = getattr(obj, name)
+        try:
+            inside = (low is None or (value > low if low_open else value >= low)) and (
+                high is None or (value < high if high_open else value <= high)
+            )
+        except TypeError:
+            inside = False  # a string or None where a number belongs: same message, the value shows why
+        if not inside:
+            raise ValueError(f"{where + '.' if where else ''}{name}: must be {rule}, got {value}")
+
+
+def check_positive(obj: Any, *names: str, allow_zero: bool = False, where: str = "") -> None:
+    """`check_range` for fields that must be > 0 (or >= 0 with `allow_zero`): "name: must be > 0, got -1"."""
+    check_range(obj, *names, low=0, low_open=not allow_zero, where=where)
+
+
+def check_order(obj: Any, lower: str, upper: str, *, strict: bool = False, where: str = "") -> None:
+    """Raise `ValueError` naming both fields unless `obj.lower <= obj.upper` (`<` with `strict`)."""
+    a, b = getattr(obj, lower), getattr(obj, upper)
+    if not (a < b if strict else a <= b):
+        prefix = f"{where}." if where else ""
+        rule = "below" if strict else "at most"
+        raise ValueError(f"{prefix}{lower}: must be {rule} {prefix}{upper}, got {a} and {b}")
+
+
+def _range_rule(low: float | None, high: float | None, low_open: bool, high_open: bool) -> str:
+    """The interval as the error message states it: "> 0", ">= 1", "<= 5", "in [0, 1]", "in (0, 1]"."""
+    if low is not None and high is not None:
+        return f"in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+    if low is not None:
+        return f"{'>' if low_open else '>='} {low:g}"
+    if high is not None:
+        return f"{'<' if high_open else '<='} {high:g}"
+    raise TypeError("check_range: give low, high or both")
 
 
 def load_yaml(path: str | Path) -> dict[str, Any]:

@@ -10,6 +10,9 @@ import pytest
 
 from scaling.config import (
     ConfigError,
+    check_order,
+    check_positive,
+    check_range,
     doc,
     dump_yaml,
     field_docs,
@@ -96,3 +99,76 @@ def test_parse_override_values() -> None:
     assert parse_override("xs=[1, 2]") == ("xs", [1, 2])
     with pytest.raises(ConfigError):
         parse_override("novalue")
+
+
+@dataclass(kw_only=True)
+class RangesConfig:
+    width: int = doc("model width", default=64)
+    dropout: float = doc("dropout probability", default=0.0)
+    power: float = doc("Tsallis power", default=7.0)
+    lo: int = doc("fewest", default=2)
+    hi: int = doc("most", default=5)
+
+
+@pytest.mark.parametrize(
+    ("changes", "call", "message"),
+    [
+        ({"width": 0}, lambda c: check_positive(c, "power", "width"), r"^width: must be > 0, got 0$"),
+        (
+            {"width": -1},
+            lambda c: check_positive(c, "width", allow_zero=True),
+            r"^width: must be >= 0, got -1$",
+        ),
+        (
+            {"dropout": float("nan")},
+            lambda c: check_range(c, "dropout", low=0, high=1, where="model"),
+            r"^model\.dropout: must be in \[0, 1\], got nan$",
+        ),
+        (
+            {"dropout": 1.0},
+            lambda c: check_range(c, "dropout", low=0, high=1, high_open=True),
+            r"^dropout: must be in \[0, 1\), got 1\.0$",
+        ),
+        (
+            {"power": 3.0},
+            lambda c: check_range(c, "power", low=3, low_open=True, why="finite mean"),
+            r"^power: must be > 3 \(finite mean\), got 3\.0$",
+        ),
+        ({"width": 65}, lambda c: check_range(c, "width", high=64), r"^width: must be <= 64, got 65$"),
+        ({"width": "wide"}, lambda c: check_positive(c, "width"), r"^width: must be > 0, got wide$"),
+        ({"lo": 6}, lambda c: check_order(c, "lo", "hi"), r"^lo: must be at most hi, got 6 and 5$"),
+        (
+            {"lo": 5},
+            lambda c: check_order(c, "lo", "hi", strict=True, where="m"),
+            r"^m\.lo: must be below m\.hi, got 5 and 5$",
+        ),
+    ],
+)
+def test_field_checks_name_the_field_and_the_rule(changes: dict, call, message: str) -> None:
+    good = RangesConfig()
+    call(good)  # the defaults pass every rule
+    with pytest.raises(ValueError, match=message):
+        call(RangesConfig(**changes))
+
+
+def test_field_checks_pass_on_the_bounds_and_stop_at_the_first_bad_field() -> None:
+    cfg = RangesConfig(width=0, dropout=1.0, lo=5)
+    check_positive(cfg, "width", allow_zero=True)
+    check_range(cfg, "dropout", "width", low=0, high=1)
+    check_order(cfg, "lo", "hi")
+    with pytest.raises(ValueError, match="^width: must be > 0"):
+        check_positive(RangesConfig(width=0, power=-1.0), "width", "power")
+
+
+def test_field_checks_inside_post_init_become_config_errors_naming_the_file(tmp_path: Path) -> None:
+    @dataclass(kw_only=True)
+    class CheckedConfig:
+        steps: int = doc("optimizer steps", default=10)
+
+        def __post_init__(self) -> None:
+            check_positive(self, "steps")
+
+    path = tmp_path / "run.yaml"
+    path.write_text("steps: 0\n")
+    with pytest.raises(ConfigError, match=r"run\.yaml: CheckedConfig: steps: must be > 0, got 0"):
+        load_config(CheckedConfig, path)
