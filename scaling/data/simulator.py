@@ -24,7 +24,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from scaling.config import doc
+from scaling.config import check_order, check_positive, check_range, doc
 from scaling.data import physics
 from scaling.data.schema import NOISE_MOMENTUM_GEV, Event, TrackTable
 
@@ -121,18 +121,13 @@ class SimulatorConfig:
             raise ValueError(
                 f"module_edges_cm: need >= 2 increasing positive radii, got {self.module_edges_cm}"
             )
-        checks = [(name, "> 0", lambda v: v > 0) for name in _POSITIVE]
-        checks += [(name, ">= 0", lambda v: v >= 0) for name in _NON_NEGATIVE]
-        checks += [(name, "in [0, 1]", lambda v: 0 <= v <= 1) for name in _UNIT]
-        checks += [
-            ("tsallis_n", "> 3 (finite mean pT)", lambda v: v > 3),
-            ("layers_per_module", ">= 1", lambda v: v >= 1),
-        ]
-        for name, rule, ok in checks:
-            if not ok(getattr(self, name)):
-                raise ValueError(f"{name}: must be {rule}, got {getattr(self, name)}")
-        if self.multiplicity_min > self.multiplicity_max or self.energy_floor_adc >= self.energy_max_adc:
-            raise ValueError("multiplicity_min/_max, energy_floor_adc/energy_max_adc: need min <= max")
+        check_positive(self, *_POSITIVE)
+        check_positive(self, *_NON_NEGATIVE, allow_zero=True)
+        check_range(self, *_UNIT, low=0, high=1)
+        check_range(self, "tsallis_n", low=3, low_open=True, why="finite mean pT")
+        check_range(self, "layers_per_module", low=1)
+        check_order(self, "multiplicity_min", "multiplicity_max")
+        check_order(self, "energy_floor_adc", "energy_max_adc", strict=True)
         fractions = species_fractions(self)
         if np.any(fractions < 0) or abs(fractions.sum() - 1.0) > 1e-6:
             raise ValueError(

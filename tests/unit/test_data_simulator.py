@@ -212,6 +212,9 @@ def test_seeds_and_slices_reproduce_events() -> None:
         ("secondary_cos_theta_max", 1.2),
         ("landau_width", -0.1),
         ("b_field_t", 0.0),
+        ("multiplicity_min", 200),
+        ("energy_floor_adc", 5000.0),
+        ("layers_per_module", 0),
     ],  # fmt: skip
 )
 def test_bad_configuration_names_the_field(field: str, value: object) -> None:
