@@ -198,6 +198,16 @@ def pdg_codes(pid: np.ndarray, charge: np.ndarray) -> np.ndarray:
     return np.where(lepton, -charge * code, charge * code).astype(np.int32)
 
 
+def _log_uniform(rng: np.random.Generator, lo: float, hi: float, n: int) -> np.ndarray:
+    """(n,) draws uniform in log between lo and hi."""
+    return np.exp(rng.uniform(np.log(lo), np.log(hi), n))
+
+
+def momentum_magnitude(parts: Particles) -> np.ndarray:
+    """(t,) |p| [GeV] of every particle."""
+    return np.sqrt(np.einsum("ij,ij->i", parts.momentum, parts.momentum))
+
+
 def _negative_binomial(rng: np.random.Generator, mean: float, k: float) -> int:
     """One negative-binomial count with the given mean and shape k (variance mean + mean^2 / k)."""
     if mean <= 0:
@@ -243,9 +253,8 @@ def sample_secondaries(cfg: SimulatorConfig, rng: np.random.Generator) -> Partic
     """Delta electrons and conversion pairs born uniformly in the TPC gas, below ~60 MeV/c, looping."""
     n = _negative_binomial(rng, cfg.secondaries_mean, cfg.secondaries_k)
     conv = rng.random(n) < cfg.conversion_fraction
-    lo = np.log(cfg.secondary_p_min_gev)
-    p_delta = np.exp(rng.uniform(lo, np.log(cfg.delta_p_max_gev), n))
-    e_gamma = np.exp(rng.uniform(np.log(2 * cfg.secondary_p_min_gev), np.log(cfg.conversion_e_max_gev), n))
+    p_delta = _log_uniform(rng, cfg.secondary_p_min_gev, cfg.delta_p_max_gev, n)
+    e_gamma = _log_uniform(rng, 2 * cfg.secondary_p_min_gev, cfg.conversion_e_max_gev, n)
     share = rng.uniform(0.2, 0.8, n)  # momentum share of the electron in a conversion
     # Rows: every secondary's (first) electron, then the positron of each conversion.
     p = np.concatenate([np.where(conv, e_gamma * share, p_delta), e_gamma[conv] * (1 - share[conv])])
@@ -319,7 +328,7 @@ def trace_hits(cfg: SimulatorConfig, parts: Particles, radii: np.ndarray) -> tup
 
 def track_energy_scale(cfg: SimulatorConfig, parts: Particles) -> tuple[np.ndarray, np.ndarray]:
     """Per track: (adc_per_mip x relative mean dE/dx at beta*gamma = p/m, sin theta), shared by its points."""
-    p = np.sqrt(np.einsum("ij,ij->i", parts.momentum, parts.momentum))
+    p = momentum_magnitude(parts)
     mass = SPECIES_MASS_GEV[parts.pid]
     rel = physics.relative_dedx(p / mass, mass, medium(cfg))
     sin_theta = np.hypot(parts.momentum[:, 0], parts.momentum[:, 1]) / np.maximum(p, 1e-12)
@@ -358,7 +367,7 @@ def simulate_event(cfg: SimulatorConfig, rng: np.random.Generator) -> Event:
     points[:, 1] = x * cos_d - y * sin_d
     points[:, 2] = x * sin_d + y * cos_d
     points[:, 3] = z
-    p = np.sqrt(np.einsum("ij,ij->i", parts.momentum, parts.momentum))
+    p = momentum_magnitude(parts)
     tracks = TrackTable(
         momentum=parts.momentum.astype(np.float32), vertex=parts.vertex.astype(np.float32),
         pdg=pdg_codes(parts.pid, parts.charge), charge=parts.charge.astype(np.int8),
