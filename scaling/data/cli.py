@@ -19,7 +19,14 @@ from typing import Any
 
 import numpy as np
 
-from scaling.data.schema import N_PID_CLASSES, PID_NAMES, Event
+from scaling.data.schema import (
+    N_PID_CLASSES,
+    PID_NAMES,
+    PID_RANGE_ERROR,
+    Event,
+    offsets_from_counts,
+    pid_in_range,
+)
 from scaling.data.shards import ShardError, ShardReader, read_manifest, sha256_file, write_dataset
 from scaling.data.tpcpp import export_tpcpp, import_tpcpp
 
@@ -69,7 +76,7 @@ def _simulator(profile: str) -> tuple[Any, Any]:
 def cmd_simulate(args: argparse.Namespace) -> int:
     counts = parse_splits(args.splits, args.events)
     simulate_events, cfg = _simulator(args.profile)
-    starts = np.concatenate([[0], np.cumsum(list(counts.values()))])
+    starts = offsets_from_counts(list(counts.values()))
     splits: dict[str, Iterator[Event]] = {
         name: simulate_events(n, args.seed, cfg, start=int(start))
         for (name, n), start in zip(counts.items(), starts, strict=False)
@@ -117,8 +124,8 @@ def _shard_summary(reader: ShardReader, block_events: int = 4096) -> dict[str, A
             row = int(np.flatnonzero(~finite)[0])
             event = int(np.searchsorted(c["point_offsets"], row, side="right") - 1)
             raise ShardError(reader.path, "NaN/inf coordinate", event=lo + event)
-        if c["pid"].size and (c["pid"].min() < 0 or c["pid"].max() >= N_PID_CLASSES):
-            raise ShardError(reader.path, f"pid outside 0..{N_PID_CLASSES - 1}")
+        if not pid_in_range(c["pid"]):
+            raise ShardError(reader.path, PID_RANGE_ERROR)
         owner = np.repeat(np.arange(counts.size), counts)
         labelled = c["track_id"] >= 0
         pairs = np.unique(np.stack([owner[labelled], c["track_id"][labelled]]), axis=1)

@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 from torch.utils.data import IterableDataset, get_worker_info
 
-from scaling.data.schema import Event
+from scaling.data.schema import Event, offsets_from_counts
 from scaling.data.shards import EventBlock, ShardError, ShardReader, read_manifest
 
 log = logging.getLogger(__name__)
@@ -65,7 +65,7 @@ def epoch_order(
     shard_sizes: list[int], selected: np.ndarray, *, seed: int, epoch: int, shuffle: bool, shuffle_buffer: int
 ) -> np.ndarray:
     """Global event indices of one epoch, all ranks together (steps 2 and 3 of the module docstring)."""
-    bounds = np.concatenate([[0], np.cumsum(shard_sizes)]).astype(np.int64)
+    bounds = offsets_from_counts(shard_sizes)
     if not shuffle:
         return selected
     rng = np.random.default_rng([seed, epoch])
@@ -125,7 +125,7 @@ class EventStream(IterableDataset):
         self.epochs, self.skip_bad_events = epochs, skip_bad_events
         self.files = [self.root / s["file"] for s in shards]
         self.shard_sizes = [int(s["n_events"]) for s in shards]
-        self.bounds = np.concatenate([[0], np.cumsum(self.shard_sizes)]).astype(np.int64)
+        self.bounds = offsets_from_counts(self.shard_sizes)
         self.selected = nested_subset(int(self.bounds[-1]), fraction)
         self.epoch, self.consumed = epoch, 0
         self.n_skipped = 0

@@ -24,6 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+import numpy.typing as npt
 
 SCHEMA_VERSION = 1
 MANIFEST_NAME = "manifest.json"
@@ -73,6 +74,19 @@ STATS_KEYS: tuple[str, ...] = (
 )
 
 
+def offsets_from_counts(counts: npt.ArrayLike) -> np.ndarray:
+    """(len + 1,) int64 offsets [0, c0, c0 + c1, ...] of ragged rows: row e is [offsets[e], offsets[e+1])."""
+    return np.concatenate([[0], np.cumsum(counts, dtype=np.int64)])
+
+
+def pid_in_range(pid: np.ndarray) -> bool:
+    """Whether every PID label is a class 0..N_PID_CLASSES-1 (an empty column is)."""
+    return not pid.size or (int(pid.min()) >= 0 and int(pid.max()) < N_PID_CLASSES)
+
+
+PID_RANGE_ERROR = f"pid outside 0..{N_PID_CLASSES - 1}"
+
+
 @dataclass(kw_only=True)
 class TrackTable:
     """Per-track truth of one event (only where the source knows it)."""
@@ -117,5 +131,5 @@ class Event:
                 f"{where}: non-finite coordinate at spacepoint {bad}; "
                 "drop the event or pass --skip-bad-events"
             )
-        if n and (self.pid.min() < 0 or self.pid.max() >= N_PID_CLASSES):
-            raise ValueError(f"{where}: pid outside 0..{N_PID_CLASSES - 1}")
+        if n and not pid_in_range(self.pid):
+            raise ValueError(f"{where}: {PID_RANGE_ERROR}")

@@ -25,7 +25,7 @@ import numpy as np
 from scaling.atomic import fsync_dir, read_json, write_json_atomic
 from scaling.data.schema import (
     MANIFEST_NAME,
-    N_PID_CLASSES,
+    PID_RANGE_ERROR,
     POINT_COLUMNS,
     SCHEMA_VERSION,
     SHARD_PATTERN,
@@ -33,6 +33,8 @@ from scaling.data.schema import (
     TRACK_COLUMNS,
     Event,
     TrackTable,
+    offsets_from_counts,
+    pid_in_range,
 )
 from scaling.data.stats import StatsAccumulator
 
@@ -68,8 +70,9 @@ def sha256_file(path: str | os.PathLike[str]) -> str:
     return digest.hexdigest()
 
 
-def _concat(events: list[Event], name: str, dtype: np.dtype, shape: tuple[int, ...]) -> np.ndarray:
-    cols = [np.asarray(getattr(e, name), dtype=dtype).reshape((-1, *shape)) for e in events]
+def _concat(rows: list[Any], name: str, dtype: np.dtype, shape: tuple[int, ...]) -> np.ndarray:
+    """Column `name` of every event (or track table) in `rows`, concatenated as (total, *shape) `dtype`."""
+    cols = [np.asarray(getattr(e, name), dtype=dtype).reshape((-1, *shape)) for e in rows]
     return np.concatenate(cols) if cols else np.empty((0, *shape), dtype)
 
 
@@ -81,10 +84,7 @@ def _track_cols(events: list[Event], where: str) -> dict[str, np.ndarray] | None
         bad = has.index(False)
         raise ValueError(f"{where}: event {bad} has no track table while others do; fill all or none")
     tables = [e.tracks for e in events if e.tracks is not None]
-    return {
-        name: np.concatenate([np.asarray(getattr(t, name), dtype).reshape((-1, *s)) for t in tables])
-        for name, (dtype, s) in TRACK_COLUMNS.items()
-    }
+    return {name: _concat(tables, name, dtype, shape) for name, (dtype, shape) in TRACK_COLUMNS.items()}
 
 
 def _create(group: h5py.File, name: str, data: np.ndarray, compression: str | None) -> None:
@@ -115,7 +115,7 @@ def write_shard(
     for i, event in enumerate(events):
         event.validate(f"{path}: event {i}" + (f" ({where} event {first_event + i})" if where else ""))
     counts = np.array([e.n_points for e in events], dtype=np.int64)
-    offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+    offsets = offsets_from_counts(counts)
     tracks = _track_cols(events, str(path))
     tmp = path.with_name(f".{path.name}.tmp")
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -131,7 +131,7 @@ def write_shard(
                 for name, data in tracks.items():
                     _create(f, name, data, compression)
                 sizes = np.array([len(e.tracks) for e in events if e.tracks is not None])
-                f.create_dataset("track_offsets", data=np.concatenate([[0], np.cumsum(sizes)]))
+                f.create_dataset("track_offsets", data=offsets_from_counts(sizes))
         with open(tmp, "rb+") as handle:
             os.fsync(handle.fileno())
         digest = sha256_file(tmp)
@@ -401,7 +401,7 @@ class ShardReader:
             block = self.read_block(lo, min(n, lo + block_events))
             for k in range(len(block)):
                 event = block.event(k)
-                if event.n_points and (event.pid.min() < 0 or event.pid.max() >= N_PID_CLASSES):
-                    raise ShardError(self.path, f"pid outside 0..{N_PID_CLASSES - 1}", event=lo + k)
+                if not pid_in_range(event.pid):
+                    raise ShardError(self.path, PID_RANGE_ERROR, event=lo + k)
                 n_points += event.n_points
         return {"n_events": n, "n_points": n_points}

@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from scaling.data.schema import Event
+from scaling.data.schema import Event, offsets_from_counts
 from scaling.data.shards import write_dataset
 
 log = logging.getLogger(__name__)
@@ -120,7 +120,7 @@ def iter_group(
             if values.shape[0] != n:
                 raise ValueError(f"{group[stem]}: {values.shape[0]} values for {n} spacepoints in {sp.name}")
             cols[column] = values.astype(cols[column].dtype)
-    offsets = np.concatenate([[0], np.cumsum(size)])
+    offsets = offsets_from_counts(size)
     for i in range(size.size):
         a, b = int(offsets[i]), int(offsets[i + 1])
         event = Event(points=data[a:b], **{k: v[a:b] for k, v in cols.items()}, meta={"source": str(sp)})

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from scaling.data.schema import N_PID_CLASSES, PID_NAMES, STATS_KEYS, Event
+from scaling.data.schema import N_PID_CLASSES, PID_NAMES, STATS_KEYS, Event, offsets_from_counts, pid_in_range
 
 
 def make_event(n: int = 5) -> Event:
@@ -42,3 +42,21 @@ def test_column_length_mismatch_and_bad_pid() -> None:
     event.pid[0] = 7
     with pytest.raises(ValueError, match="pid outside"):
         event.validate()
+
+
+def test_offsets_from_counts_bound_each_ragged_row() -> None:
+    counts = np.array([3, 0, 2, 4])
+    offsets = offsets_from_counts(counts)
+    assert offsets.dtype == np.int64
+    assert offsets.tolist() == [0, 3, 3, 5, 9]
+    rows = np.arange(9)
+    assert [rows[offsets[e] : offsets[e + 1]].size for e in range(counts.size)] == counts.tolist()
+    assert offsets_from_counts([]).tolist() == [0] and offsets_from_counts([]).dtype == np.int64
+
+
+@pytest.mark.parametrize(
+    ("pid", "ok"),
+    [([], True), ([0, 4, 2], True), ([0, N_PID_CLASSES], False), ([-1, 1], False)],
+)
+def test_pid_in_range(pid: list[int], ok: bool) -> None:
+    assert pid_in_range(np.array(pid, dtype=np.int8)) is ok
