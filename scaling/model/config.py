@@ -102,7 +102,13 @@ def resolve_model_config(cfg: ModelConfig) -> ModelConfig:
     if out.width < 1:
         raise ValueError("model.width must be set (> 0) when model.name=custom")
     if out.d_inner % out.headdim:
-        raise ValueError(f"model.headdim={out.headdim} must divide d_inner = expand*width = {out.d_inner}")
+        raise ValueError(
+            f"model.headdim={out.headdim} must divide d_inner = expand*width = {out.d_inner}; "
+            "change model.width, model.expand or model.headdim"
+        )
     if out.n_heads % out.ngroups:
-        raise ValueError(f"model.ngroups={out.ngroups} must divide the number of heads {out.n_heads}")
+        raise ValueError(
+            f"model.ngroups={out.ngroups} must divide the number of heads {out.n_heads}; "
+            "change model.ngroups"
+        )
     return out

@@ -16,7 +16,7 @@ from typing import Any
 
 from scaling.config import ConfigError, doc, load_config, load_yaml
 from scaling.inputs.serialization import SERIALIZATIONS
-from scaling.model import ModelConfig
+from scaling.model import ModelConfig, resolve_model_config
 from scaling.objectives import ObjectiveConfig
 
 
@@ -183,6 +183,9 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.serialization not in SERIALIZATIONS:
             raise ValueError(f"serialization={self.serialization!r}: use one of {', '.join(SERIALIZATIONS)}")
+        # Width from the name, heads dividing d_inner, groups dividing heads: checked here, at load time,
+        # so a contradiction is a config error (exit 2) rather than a crash when the model is built.
+        resolve_model_config(self.model)
 
 
 def accumulation_steps(cfg: TrainConfig, world_size: int) -> int:

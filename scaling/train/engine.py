@@ -20,6 +20,7 @@ from scaling.inputs.coordinates import Normalizer
 from scaling.inputs.pipeline import PackedBatch
 from scaling.model import build_model, count_parameters, resolve_model_config
 from scaling.model.flops import flops_per_token
+from scaling.model.mamba2 import resolve_impl
 from scaling.mup import build_param_groups
 from scaling.objectives import build_objective
 from scaling.train import checkpoint as ckpt
@@ -54,6 +55,10 @@ class Trainer:
     def __init__(self, cfg: TrainConfig, run_dir: Path, dist: DistEnv) -> None:
         self.cfg, self.run_dir, self.dist = cfg, run_dir, dist
         self.gas = accumulation_steps(cfg, dist.world_size)  # ConfigError (exit 2) before any start-up
+        try:  # model.impl=mamba_ssm where no CUDA / mamba_ssm: known only on this machine, still exit 2
+            resolve_impl(cfg.model)
+        except ValueError as err:
+            raise ConfigError(str(err)) from None
         self.budget_steps = budget_checkpoint_steps(cfg)
         self.ckpt_root = run_dir / "checkpoints"
         self.totals, self.step = Totals(), 0

@@ -1,0 +1,54 @@
+"""Model-config contradictions are config errors at load time (exit 2, one line naming key, file and fix)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from scaling.config import ConfigError
+from scaling.train.__main__ import main
+from scaling.train.config import load_train_config
+
+TINY = Path(__file__).resolve().parents[2] / "scaling/train/configs/tiny_cpu.yaml"
+
+BAD_MODELS = [
+    (["model.name=m3", "model.width=128"], "model.width=128", "model.name=custom"),
+    (["model.name=custom", "model.width=100"], "model.headdim=64", "change model.width"),
+    (["model.name=custom", "model.width=64", "model.headdim=48"], "model.headdim=48", "change model.width"),
+    (["model.name=custom", "model.width=64", "model.ngroups=3"], "model.ngroups=3", "change model.ngroups"),
+    (["model.name=tiny", "model.headdim=8"], "model.headdim=8", "model.name=custom"),
+    (["model.name=custom"], "model.width", "model.name=custom"),
+    (["model.name=m9"], "model.name='m9'", "use one of"),
+]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "key", "fix"), BAD_MODELS, ids=lambda v: " ".join(v) if isinstance(v, list) else ""
+)
+def test_model_contradictions_fail_at_load(overrides: list[str], key: str, fix: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        load_train_config(TINY, overrides)
+    text = str(err.value)
+    assert key in text and fix in text and str(TINY) in text and "\n" not in text
+
+
+def test_cli_model_mismatch_exits_2_before_any_start_up(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    run_dir = tmp_path / "run"
+    assert main([str(TINY), "model.name=m3", "model.width=128", "--run-dir", str(run_dir)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "model.width=128" in err and str(TINY) in err and "\n" not in err
+    status = json.loads((run_dir / "status.json").read_text())
+    assert status["exit_code"] == 2 and "model.width=128" in status["reason"]
+    assert not (run_dir / "config.yaml").exists()  # nothing was started
+
+
+def test_valid_custom_and_named_models_still_load() -> None:
+    cfg = load_train_config(
+        TINY, ["model.name=custom", "model.width=48", "model.headdim=32", "model.expand=2"]
+    )
+    assert cfg.model.width == 48
+    assert load_train_config(TINY, ["model.name=m3", "model.width=256"]).model.name == "m3"
