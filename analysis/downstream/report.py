@@ -72,6 +72,14 @@ def _group(runs: list[dict[str, Any]], task: str, budget: int | None = None) -> 
     return out
 
 
+def _figure_block(fig: plt.Figure, path: Path, title: str) -> str:
+    """Save `fig` as `path` (closing it) and return its Markdown block headed `title`."""
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return f"### {title}\n\n![]({path.name})\n"
+
+
 def figure_vs_backbone(runs: list[dict[str, Any]], out_dir: Path) -> str | None:
     """Figure 5a: headline metric vs backbone size per task at each task's largest label budget."""
     tasks = [t for t in HEADLINE if any(r["task"] == t for r in runs)]
@@ -93,11 +101,9 @@ def figure_vs_backbone(runs: list[dict[str, Any]], out_dir: Path) -> str | None:
             xlabel="backbone parameters", ylabel=HEADLINE[task], title=f"{task} ({budget} labelled events)"
         )
         ax.legend(fontsize=8)
-    fig.tight_layout()
-    path = out_dir / "downstream_vs_backbone.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return f"### Downstream performance vs backbone size (Figure 5a)\n\n![]({path.name})\n"
+    return _figure_block(
+        fig, out_dir / "downstream_vs_backbone.png", "Downstream performance vs backbone size (Figure 5a)"
+    )
 
 
 def figure_vs_labels(runs: list[dict[str, Any]], out_dir: Path) -> str | None:
@@ -115,11 +121,9 @@ def figure_vs_labels(runs: list[dict[str, Any]], out_dir: Path) -> str | None:
         ax.errorbar(b, m, yerr=e, marker="o", ls="--" if bb == ADAPTER_ONLY else "-", label=label)
     ax.set(xscale="log", xlabel="labelled training events", ylabel="ARI (pooled)", title="Track finding")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    path = out_dir / "tracking_ari_vs_labels.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return f"### Track-finding ARI vs labelled events (Figure 5b)\n\n![]({path.name})\n"
+    return _figure_block(
+        fig, out_dir / "tracking_ari_vs_labels.png", "Track-finding ARI vs labelled events (Figure 5b)"
+    )
 
 
 def per_class_table(runs: list[dict[str, Any]], task: str) -> str | None:
