@@ -24,7 +24,7 @@ import submitit
 
 from launch.ledger import update_status
 from launch.sites import SiteConfig
-from launch.spec import ExecutorConfig, RunPlan
+from launch.spec import TRAIN_ENTRY, ExecutorConfig, RunPlan
 
 log = logging.getLogger(__name__)
 EXIT_PREEMPTED = 3
@@ -32,8 +32,9 @@ CHECKPOINT_WAIT_S = 600.0
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
-def train_command(run_dir: Path) -> list[str]:
-    return [sys.executable, "-m", "scaling.train", str(run_dir / "config.yaml"), "--run-dir", str(run_dir)]
+def train_command(run_dir: Path, entry: str = TRAIN_ENTRY) -> list[str]:
+    """One rank of a run: `python -m <entry> <run>/config.yaml --run-dir <run>` (scaling.train by default)."""
+    return [sys.executable, "-m", entry, str(run_dir / "config.yaml"), "--run-dir", str(run_dir)]
 
 
 def slurm_available(timeout_s: float = 3.0) -> bool:
@@ -60,20 +61,22 @@ def choose_executor(requested: str) -> str:
 class TrainJob(submitit.helpers.Checkpointable):
     """One rank of one run; requeues itself on preemption or timeout, state kept in the run directory."""
 
-    def __init__(self, run_dir: str) -> None:
+    def __init__(self, run_dir: str, entry: str = TRAIN_ENTRY) -> None:
         self.run_dir = run_dir
+        self.entry = entry
         self._proc: subprocess.Popen | None = None
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"run_dir": self.run_dir}  # never the child process, never a model
+        return {"run_dir": self.run_dir, "entry": self.entry}  # never the child process, never a model
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.run_dir, self._proc = state["run_dir"], None
+        self.entry = state.get("entry", TRAIN_ENTRY)
 
     def __call__(self) -> int:
         run_dir = Path(self.run_dir)
         env = {**os.environ, "DS_ACCELERATOR": os.environ.get("DS_ACCELERATOR", "cpu")}
-        self._proc = subprocess.Popen(train_command(run_dir), env=env)
+        self._proc = subprocess.Popen(train_command(run_dir, self.entry), env=env)
         # poll, not wait(): checkpoint() runs inside a signal handler that interrupts this loop, and a
         # reentrant Popen.wait() would spin on the lock the interrupted one holds
         while self._proc.poll() is None:
@@ -97,7 +100,7 @@ class TrainJob(submitit.helpers.Checkpointable):
             if not _exited(proc):
                 log.error("%s: trainer did not checkpoint within %.0f s", self.run_dir, CHECKPOINT_WAIT_S)
         update_status(Path(self.run_dir), state="preempted")
-        return submitit.helpers.DelayedSubmission(TrainJob(self.run_dir))
+        return submitit.helpers.DelayedSubmission(TrainJob(self.run_dir, self.entry))
 
 
 def _exited(proc: subprocess.Popen) -> bool:
@@ -155,7 +158,7 @@ def submit_slurm(
             slurm_max_num_timeout=max(opts.max_requeues, plan.allocations),
         )
         executor.update_parameters(**slurm_parameters(plan, site))
-        job = executor.submit(TrainJob(str((sweep_dir / plan.name).resolve())))
+        job = executor.submit(TrainJob(str((sweep_dir / plan.name).resolve()), plan.entry))
         jobs[plan.name] = str(job.job_id)
     return jobs
 

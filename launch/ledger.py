@@ -84,6 +84,45 @@ def record_job(sweep_dir: Path, run: str, job_id: str) -> None:
     write_json_atomic(path, data)
 
 
+def sweep_folder(runs_dir: str | Path, sweep: str) -> Path:
+    """A sweep named by `runs_of` / `depends_on`: a name under `runs_dir`, or a folder when it has a '/'."""
+    return Path(sweep) if "/" in sweep else Path(runs_dir) / sweep
+
+
+def sweep_run_names(sweep_dir: Path) -> list[str]:
+    """The runs of a sweep: its sweep.json plan, else the folders holding a config.yaml (sorted)."""
+    path = sweep_dir / "sweep.json"
+    if path.is_file():
+        try:
+            runs = read_json(path).get("runs") or {}
+        except (OSError, ValueError):
+            runs = {}
+        if runs:
+            return list(runs)
+    if not sweep_dir.is_dir():
+        return []
+    return sorted(p.name for p in sweep_dir.iterdir() if (p / "config.yaml").is_file())
+
+
+def sweep_run_dirs(runs_dir: str | Path, sweep: str) -> list[Path]:
+    folder = sweep_folder(runs_dir, sweep)
+    return [folder / name for name in sweep_run_names(folder)]
+
+
+def run_status(sweep_dir: Path, run: str) -> dict[str, Any]:
+    """status.json with job ids and attempts completed from sweep.json (an entry point may rewrite it)."""
+    status = read_status(sweep_dir / run)
+    path = sweep_dir / "sweep.json"
+    try:
+        jobs = (read_json(path).get("jobs") or {}).get(run, []) if path.is_file() else []
+    except (OSError, ValueError):
+        jobs = []
+    if not status.get("job_ids") and jobs:
+        status["job_ids"] = list(jobs)
+    status["attempts"] = max(int(status.get("attempts") or 0), len(jobs))
+    return status
+
+
 def is_deterministic_failure(status: dict[str, Any]) -> bool:
     return status.get("state") == "failed" and status.get("exit_code") in DETERMINISTIC_EXIT_CODES
 
@@ -127,7 +166,7 @@ def status_rows(
     rows = []
     for name in run_names:
         run_dir = sweep_dir / name
-        status, metrics = read_status(run_dir), last_metrics(run_dir)
+        status, metrics = run_status(sweep_dir, name), last_metrics(run_dir)
         step = status.get("last_step") or metrics["step"] or 0
         budget = status.get("budget_steps") or (budgets or {}).get(name)
         rows.append(

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 from launch.executor import train_command
-from launch.ledger import read_status, record_submission, update_status
+from launch.ledger import read_status, record_job, record_submission, update_status
 from launch.spec import RunPlan
 
 log = logging.getLogger(__name__)
@@ -57,7 +57,9 @@ def start_run(plan: RunPlan, run_dir: Path) -> list[subprocess.Popen]:
         for key in [k for k in env if k.startswith("SLURM_")]:
             env.pop(key)  # a local run must not mistake a surrounding allocation for its own
         procs.append(
-            subprocess.Popen(train_command(run_dir), env=env, stdout=log_file, stderr=subprocess.STDOUT)
+            subprocess.Popen(
+                train_command(run_dir, plan.entry), env=env, stdout=log_file, stderr=subprocess.STDOUT
+            )
         )
     log_file.close()
     return procs
@@ -87,7 +89,9 @@ def run_local(plans: list[RunPlan], sweep_dir: Path, slots: int, poll_s: float =
             run_dir = sweep_dir / plan.name
             procs = start_run(plan, run_dir)
             active[plan.name] = procs
-            record_submission(run_dir, f"local-{procs[0].pid}", _budget(plan))
+            job_id = f"local-{procs[0].pid}"
+            record_submission(run_dir, job_id, _budget(plan))
+            record_job(sweep_dir, plan.name, job_id)  # kept even where the entry point rewrites status.json
             log.info("started %s (pid %d)", plan.name, procs[0].pid)
             print(f"  started {plan.name}", flush=True)
         time.sleep(poll_s)

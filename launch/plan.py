@@ -12,9 +12,12 @@ from pathlib import Path
 from typing import Any
 
 from launch import ledger
+from launch.checks import changed_keys, dependency_problem, describe_change, has_started, supersede
 from launch.sites import SiteConfig
-from launch.spec import RunPlan, SweepSpec, expand_runs, load_spec, resolve_config
+from launch.spec import RunPlan, SweepSpec, expand_runs, import_config_class, load_spec, resolve_config
 from scaling.config import ConfigError, to_dict
+
+LIVE_STATES = ("submitted", "running", "preempted")
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +49,7 @@ def decide(status: dict[str, Any], resubmit: bool, max_attempts: int) -> tuple[b
         return False, "completed"
     if state == "pending" and not jobs:
         return True, "new"
-    if jobs and state in ("submitted", "running", "preempted") and job_alive(jobs[-1]):
+    if jobs and state in LIVE_STATES and job_alive(jobs[-1]):
         return False, f"{state} (job {jobs[-1]})"
     if ledger.is_deterministic_failure(status):
         return False, f"failed deterministically (exit {status.get('exit_code')}): {status.get('reason')}"
@@ -57,12 +60,38 @@ def decide(status: dict[str, Any], resubmit: bool, max_attempts: int) -> tuple[b
     return True, f"resubmit ({state}, attempt {attempts + 1})"
 
 
-def prepare(spec: SweepSpec, plans: list[RunPlan], site: SiteConfig, source: str, executor: str) -> Path:
+def config_changes(
+    sweep_dir: Path, plans: list[RunPlan], source: str
+) -> tuple[dict[str, list[str]], dict[str, dict[str, Any]]]:
+    """(started runs whose config.yaml differs from what the spec resolves now: name -> keys, new configs).
+
+    Every config is built strictly first, so a bad value stops the sweep before any run starts."""
+    configs = {p.name: to_dict(resolve_config(p, source)) for p in plans}
+    changed = {}
+    for plan in plans:
+        if has_started(ledger.run_status(sweep_dir, plan.name)):
+            keys = changed_keys(
+                sweep_dir / plan.name, configs[plan.name], import_config_class(plan.config_class)
+            )
+            if keys:
+                changed[plan.name] = keys
+    return changed, configs
+
+
+def prepare(
+    spec: SweepSpec,
+    plans: list[RunPlan],
+    all_plans: list[RunPlan],
+    site: SiteConfig,
+    source: str,
+    executor: str,
+) -> tuple[dict[str, list[str]], dict[str, dict[str, Any]]]:
+    """Write config.yaml of every run but started ones whose config changed (returned), and sweep.json."""
     sweep_dir = Path(spec.runs_dir) / spec.name
+    changed, configs = config_changes(sweep_dir, plans, source)
     for plan in plans:
-        resolve_config(plan, source)  # every config is valid before any run starts
-    for plan in plans:
-        ledger.write_run_config(sweep_dir / plan.name, to_dict(resolve_config(plan, source)))
+        if plan.name not in changed:
+            ledger.write_run_config(sweep_dir / plan.name, configs[plan.name])
     ledger.write_sweep(
         sweep_dir,
         {
@@ -70,21 +99,46 @@ def prepare(spec: SweepSpec, plans: list[RunPlan], site: SiteConfig, source: str
             "spec": str(Path(source).resolve()),
             "site": to_dict(site),
             "executor": executor,
-            "runs": {p.name: p.to_json() for p in plans},
+            "runs": {p.name: p.to_json() for p in all_plans},
         },
     )
-    return sweep_dir
+    return changed, configs
 
 
-def print_plan(plans: list[RunPlan], executor: str) -> None:
+def on_changed(
+    sweep_dir: Path, name: str, keys: list[str], config: dict[str, Any], rerun: bool
+) -> tuple[bool, str]:
+    """(submit?, why) for a started run whose config changed: never reused silently, rerun only when asked."""
+    status = ledger.run_status(sweep_dir, name)
+    state = status.get("state", "pending")
+    what = describe_change(state, keys)
+    jobs = status.get("job_ids") or []
+    if jobs and state in LIVE_STATES and job_alive(jobs[-1]):
+        return False, f"{what}; job {jobs[-1]} still runs it: wait for it or cancel it first"
+    if not rerun:
+        return False, f"{what}; use --rerun-changed or a new sweep name"
+    old = supersede(sweep_dir, name)
+    ledger.write_run_config(sweep_dir / name, config)
+    return True, f"{what}: rerun afresh, the old run moved to {old}"
+
+
+def print_plan(plans: list[RunPlan], executor: str, changed: dict[str, list[str]]) -> None:
     print(f"{len(plans)} runs, executor {executor}")
     for p in plans:
         r = p.resources
         values = " ".join(f"{k}={v}" for k, v in p.values.items())
+        note = f"  ({describe_change('started', changed[p.name])})" if p.name in changed else ""
         print(
             f"  {p.name:24s} {values:40s} {r.nodes}x{r.gpus_per_node or 0} GPU "
-            f"{r.ranks_per_node} ranks/node  {p.time_min} min x {p.allocations}"
+            f"{r.ranks_per_node} ranks/node  {p.time_min} min x {p.allocations}{note}"
         )
+
+
+def dependency_line(spec: SweepSpec) -> str | None:
+    if not spec.depends_on:
+        return None
+    problem = dependency_problem(spec.runs_dir, spec.depends_on)
+    return f"depends on {spec.depends_on}: " + (problem or "all runs completed")
 
 
 def execute(args: argparse.Namespace) -> int:
@@ -92,32 +146,43 @@ def execute(args: argparse.Namespace) -> int:
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
     spec, base, site = load_spec(args.spec)
-    plans = select(expand_runs(spec, base, site, args.spec), args.only, args.spec)
+    all_plans = expand_runs(spec, base, site, args.spec)
+    plans = select(all_plans, args.only, args.spec)
     sweep_dir = Path(spec.runs_dir) / spec.name
+    depends = dependency_line(spec)
     if args.status:
-        print(
-            ledger.format_table(
-                ledger.status_rows(sweep_dir, [p.name for p in plans], {p.name: _budget(p) for p in plans})
-            )
-        )
+        budgets = {p.name: _budget(p) for p in plans}
+        print(ledger.format_table(ledger.status_rows(sweep_dir, [p.name for p in plans], budgets)))
+        print(depends or "", end="\n" if depends else "")
         return 0
+    if depends and not args.dry_run and dependency_problem(spec.runs_dir, spec.depends_on):
+        raise RuntimeError(f"{args.spec}: {depends}; start this sweep once they are")
     executor = choose_executor(
         args.executor if args.executor != "auto" or site.executor == "auto" else site.executor
     )
     if args.dry_run:
-        print_plan(plans, executor)
+        print_plan(plans, executor, config_changes(sweep_dir, plans, args.spec)[0])
+        print(depends or "", end="\n" if depends else "")
         return 0
-    prepare(spec, plans, site, args.spec, executor)
+    changed, configs = prepare(spec, plans, all_plans, site, args.spec, executor)
     max_attempts = args.max_attempts or spec.executor.max_attempts
     todo = []
     for plan in plans:
-        submit, why = decide(ledger.read_status(sweep_dir / plan.name), args.resubmit, max_attempts)
+        if plan.name in changed:
+            keys = changed[plan.name]
+            submit, why = on_changed(sweep_dir, plan.name, keys, configs[plan.name], args.rerun_changed)
+        else:
+            submit, why = decide(ledger.run_status(sweep_dir, plan.name), args.resubmit, max_attempts)
         print(f"{plan.name}: {'submit' if submit else 'skip'} ({why})")
         if submit:
             todo.append(plan)
     launch(todo, sweep_dir, site, spec, executor, wait=not args.no_wait)
     states = [ledger.read_status(sweep_dir / p.name).get("state") for p in plans]
-    if all(s == "completed" for s in states) and not args.only:
+    if (
+        all(s == "completed" for s in states)
+        and not args.only
+        and not changed.keys() - {p.name for p in todo}
+    ):
         run_post(spec)
     print(f"runs: {sweep_dir}/  (status: python launch/sweep.py {args.spec} --status)")
     return 0 if all(s != "failed" for s in states) else 1

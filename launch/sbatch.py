@@ -35,6 +35,7 @@ def render_sbatch(plan: RunPlan, site: SiteConfig, run_dir: str | Path) -> str:
         time_min=plan.time_min,
         signal_delay_s=site.signal_delay_s,
         run_dir=run_dir,
+        entry=plan.entry,
         options="\n".join(sbatch_options(plan, site)),
         setup="\n".join(site.setup),
     )

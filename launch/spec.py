@@ -1,8 +1,8 @@
 """Sweep specs: a YAML study expanded into runs, validated before anything is submitted.
 
     name: model_scaling
-    base: ../scaling/train/configs/tiny_cpu.yaml     # relative to the spec file
-    overrides: {budget.steps: 300}                    # dotted keys or nested mappings
+    base: ../scaling/train/configs/tiny_cpu.yaml     # relative to the spec file, or an inline mapping
+    overrides: {budget.steps: 300}                    # dotted keys or nested mappings (or a when/set list)
     axes:
       grid: {model.name: [m1, m2], seed: [0, 1]}     # Cartesian product
       zip: {optimizer.lr: [1e-3, 5e-4], budget.steps: [100, 200]}   # walked together
@@ -14,22 +14,56 @@
     executor: {max_parallel: 2, max_attempts: 3}
     post: ["python -m analysis.report runs/{name}/ --out runs/{name}/report"]
 
-Everything here is pure: `load_spec` reads and validates, `expand_runs` turns a spec into `RunPlan`s.
+A study of another entry point (the downstream adapters) names it and its config class, can take its axis
+values from the runs of an earlier sweep and wait for that sweep (`launch/axes.py` has the axis syntax):
+
+    entry: analysis.downstream                        # python -m <entry> <run>/config.yaml --run-dir <run>
+    config_class: analysis.downstream.train.DownstreamConfig
+    depends_on: model-scaling                         # refuse to start until its runs are all completed
+    axes: {backbone: {runs_of: model-scaling, plus: [adapter_only]}, task: [pid, noise]}
+    run_name: "{task}-{backbone_name}"
+
+Everything here is pure but `runs_of`, which lists run folders: `load_spec` reads and validates,
+`expand_runs` turns a spec into `RunPlan`s.
 """
 
 from __future__ import annotations
 
-import itertools
+import dataclasses
+import functools
+import importlib
+import importlib.util
 import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from launch.axes import (  # noqa: F401 - axis_points and run_name are part of this module's interface
+    AXIS_ALIASES,
+    axis_points,
+    format_run_name,
+    matches,
+    resolve_axes,
+    run_name,
+    validate_axes,
+    validate_overrides,
+)
 from launch.sites import SiteConfig, load_site
-from scaling.config import ConfigError, doc, from_dict, has_key, load_yaml, set_dotted, to_dict
+from scaling.config import (
+    ConfigError,
+    check_positive,
+    check_range,
+    doc,
+    from_dict,
+    has_key,
+    load_yaml,
+    set_dotted,
+    to_dict,
+)
 
-AXIS_ALIASES = {"model": "model.name"}
+TRAIN_ENTRY = "scaling.train"
+TRAIN_CONFIG = "scaling.train.config.TrainConfig"
 
 
 @dataclass(kw_only=True)
@@ -44,11 +78,9 @@ class ResourcesConfig:
     hours: float = doc("expected wall time of the whole run (paper Table 1)", default=1.0)
 
     def __post_init__(self) -> None:
-        for key in ("nodes", "tasks_per_node", "cpus_per_task"):
-            if getattr(self, key) < 1:
-                raise ValueError(f"{key}={getattr(self, key)} must be at least 1")
-        if self.gpus_per_node < 0 or self.hours <= 0 or self.mem_gb <= 0:
-            raise ValueError("gpus_per_node must be >= 0, hours and mem_gb > 0")
+        check_range(self, "nodes", "tasks_per_node", "cpus_per_task", low=1)
+        check_positive(self, "gpus_per_node", allow_zero=True)
+        check_positive(self, "hours", "mem_gb")
 
     @property
     def ranks_per_node(self) -> int:
@@ -69,10 +101,28 @@ class SweepSpec:
     """One study."""
 
     name: str = doc("study name: runs go to <runs_dir>/<name>/")
-    base: str | None = doc("TrainConfig YAML the runs start from (relative to the spec file)", default=None)
-    overrides: dict[str, Any] = doc("TrainConfig overrides for every run (dotted keys)", default_factory=dict)
+    entry: str = doc(
+        "module every rank runs: python -m <entry> <run>/config.yaml --run-dir <run>", default=TRAIN_ENTRY
+    )
+    config_class: str = doc("dotted path of the dataclass a run's config must build", default=TRAIN_CONFIG)
+    base: str | dict[str, Any] | None = doc(
+        "config the runs start from: a YAML path (relative to the spec file) or an inline mapping",
+        default=None,
+    )
+    overrides: dict[str, Any] | list[dict[str, Any]] = doc(
+        "for every run {dotted key: value}, or a list [{when: {axis: value}, set: {...}}]",
+        default_factory=dict,
+    )
     axes: dict[str, Any] = doc(
-        "grid: {key: [values]} product; zip: {key: [values]} walked together", default_factory=dict
+        "grid: {key: [values]} product; zip: {key: [values]} walked together; key: [values] = grid",
+        default_factory=dict,
+    )
+    run_name: str = doc(
+        "run name format over axis leaves, e.g. '{task}-{backbone_name}' ('' = automatic)", default=""
+    )
+    depends_on: str = doc(
+        "sweep whose runs must all be completed first: a name under runs_dir, or a folder (with a '/')",
+        default="",
     )
     resources: dict[str, Any] = doc(
         "default: ResourcesConfig; <model name>: ResourcesConfig", default_factory=dict
@@ -102,95 +152,71 @@ class RunPlan:
     resources: ResourcesConfig
     time_min: int
     allocations: int
+    entry: str = TRAIN_ENTRY
+    config_class: str = TRAIN_CONFIG
 
     def to_json(self) -> dict[str, Any]:
         return {
             "name": self.name,
             "values": self.values,
+            "entry": self.entry,
             "resources": to_dict(self.resources),
             "time_min": self.time_min,
             "allocations": self.allocations,
         }
 
 
-def _err(path: Path, msg: str) -> ConfigError:
+def _err(path: Path | str, msg: str) -> ConfigError:
     return ConfigError(f"{path}: {msg}")
 
 
+@functools.cache
+def import_config_class(dotted: str) -> type:
+    """The dataclass named `module.Class` (a run's config, not model code); ValueError when it is not one."""
+    module, _, attr = dotted.rpartition(".")
+    try:
+        cls = getattr(importlib.import_module(module), attr)
+    except (ImportError, AttributeError, ValueError) as err:
+        raise ValueError(
+            f"cannot import {dotted!r} ({err}); give module.Class of a config dataclass"
+        ) from None
+    if not dataclasses.is_dataclass(cls):
+        raise ValueError(f"{dotted!r} is not a dataclass; give module.Class of a config dataclass")
+    return cls
+
+
 def load_spec(path: str | Path) -> tuple[SweepSpec, dict[str, Any], SiteConfig]:
-    """Read and validate a spec; returns (spec, base TrainConfig tree, site). Errors name key and file."""
+    """Read and validate a spec; returns (spec, base config tree, site). Errors name key and file."""
     path = Path(path)
     spec = from_dict(SweepSpec, load_yaml(path), source=str(path))
-    base: dict[str, Any] = {}
-    if spec.base:
-        base_path = (path.parent / spec.base).resolve()
-        if not base_path.is_file():
-            raise _err(path, f"base: {spec.base} not found (looked at {base_path}); fix the path")
-        base = load_yaml(base_path)
-    for key, value in spec.overrides.items():
-        set_dotted(base, AXIS_ALIASES.get(key, key), value)
+    try:
+        cls = import_config_class(spec.config_class)
+    except ValueError as err:
+        raise _err(path, f"config_class: {err}") from None
+    if importlib.util.find_spec(spec.entry.split(".")[0]) is None:
+        raise _err(path, f"entry: module {spec.entry} is not importable; fix its name")
+    base = _load_base(spec, path)
+    if isinstance(spec.overrides, dict):
+        for key, value in spec.overrides.items():
+            set_dotted(base, AXIS_ALIASES.get(key, key), value)
     try:
         site = load_site(spec.site, spec.site_overrides)
     except ConfigError as err:
         raise _err(path, f"site: {err}") from None
-    validate_axes(spec, path)
+    validate_axes(spec.axes, cls, path)
+    validate_overrides(spec.overrides, spec.axes, cls, path)
     return spec, base, site
 
 
-def _train_config_cls() -> type:
-    from scaling.train.config import TrainConfig  # a run's config, not model code
-
-    return TrainConfig
-
-
-def validate_axes(spec: SweepSpec, path: Path) -> None:
-    """Unknown axis kinds, empty or ragged axes and keys that are not TrainConfig keys are errors."""
-    cls = _train_config_cls()
-    unknown = set(spec.axes) - {"grid", "zip"}
-    if unknown:
-        raise _err(path, f"axes: unknown kind '{sorted(unknown)[0]}' (use grid and/or zip)")
-    for kind in ("grid", "zip"):
-        axes = spec.axes.get(kind) or {}
-        if not isinstance(axes, dict):
-            raise _err(path, f"axes.{kind} must be a mapping of config key -> list of values")
-        for key, values in axes.items():
-            dotted = AXIS_ALIASES.get(key, key)
-            if not has_key(cls, dotted):
-                raise _err(path, f"axes.{kind}.{key}: '{dotted}' is not a TrainConfig key; fix its name")
-            if not isinstance(values, list) or not values:
-                raise _err(path, f"axes.{kind}.{key}: must be a non-empty list of values")
-        lengths = {len(v) for v in axes.values()}
-        if kind == "zip" and len(lengths) > 1:
-            raise _err(path, f"axes.zip: lists must have equal lengths, got {sorted(lengths)}")
-    for key in spec.overrides:
-        if not has_key(cls, AXIS_ALIASES.get(key, key)):
-            raise _err(path, f"overrides.{key}: not a TrainConfig key; fix its name")
-
-
-def axis_points(axes: dict[str, Any]) -> list[dict[str, Any]]:
-    """Grid product x zipped tuples, in spec order; keys resolved through AXIS_ALIASES."""
-    grid = {AXIS_ALIASES.get(k, k): v for k, v in (axes.get("grid") or {}).items()}
-    zipped = {AXIS_ALIASES.get(k, k): v for k, v in (axes.get("zip") or {}).items()}
-    grid_points = [dict(zip(grid, combo, strict=False)) for combo in itertools.product(*grid.values())]
-    n_zip = len(next(iter(zipped.values()))) if zipped else 1
-    zip_points = [{k: v[i] for k, v in zipped.items()} for i in range(n_zip)]
-    return [{**g, **z} for g in grid_points for z in zip_points]
-
-
-def _token(value: Any) -> str:
-    text = f"{value:g}" if isinstance(value, float) else str(value)
-    return re.sub(r"[^A-Za-z0-9.+-]", "-", text)
-
-
-def run_name(values: dict[str, Any]) -> str:
-    """A readable unique name: model names as-is, other axes as <leaf><value>, joined by '_'."""
-    leaves = [k.rsplit(".", 1)[-1] for k in values]
-    parts = []
-    for key, value in values.items():
-        leaf = key.rsplit(".", 1)[-1]
-        label = key.replace(".", "-") if leaves.count(leaf) > 1 else leaf
-        parts.append(_token(value) if key == "model.name" else f"{label}{_token(value)}")
-    return "_".join(parts) or "run"
+def _load_base(spec: SweepSpec, path: Path) -> dict[str, Any]:
+    if isinstance(spec.base, dict):
+        return _deep_copy(spec.base)
+    if not spec.base:
+        return {}
+    base_path = (path.parent / spec.base).resolve()
+    if not base_path.is_file():
+        raise _err(path, f"base: {spec.base} not found (looked at {base_path}); fix the path")
+    return load_yaml(base_path)
 
 
 def resources_for(spec: SweepSpec, model_name: str | None, source: str) -> ResourcesConfig:
@@ -228,16 +254,37 @@ def time_plan(hours: float, site: SiteConfig) -> tuple[int, int]:
     return per_alloc, math.ceil(total_min / per_alloc)
 
 
+def run_config(
+    spec: SweepSpec, base: dict[str, Any], values: dict[str, Any], labels: dict[str, Any], source: str
+) -> dict[str, Any]:
+    """base (+ overrides) < matching `when` overrides (nested merge) < the run's axis values."""
+    cls = import_config_class(spec.config_class)
+    config = _deep_copy(base)
+    if isinstance(spec.overrides, list):
+        for when, dotted in validate_overrides(spec.overrides, spec.axes, cls, source):
+            if matches(when, values, labels):
+                for key, value in dotted.items():
+                    set_dotted(config, key, _deep_copy(value))
+    for key, value in values.items():
+        set_dotted(config, key, value)
+    return config
+
+
 def expand_runs(spec: SweepSpec, base: dict[str, Any], site: SiteConfig, source: str) -> list[RunPlan]:
     """Every run of the study, its config tree resolved (base + overrides + axis values + run identity)."""
+    from launch.ledger import sweep_run_dirs
+
+    axes, labels = resolve_axes(spec.axes, spec.runs_dir, sweep_run_dirs, source)
+    cls = import_config_class(spec.config_class)
     plans: list[RunPlan] = []
-    for values in axis_points(spec.axes):
-        name = run_name(values)
-        config = _deep_copy(base)
-        for key, value in values.items():
-            set_dotted(config, key, value)
-        config["run"] = {"name": name, "sweep": spec.name}
-        model_name = (config.get("model") or {}).get("name")
+    for values in axis_points(axes):
+        name = format_run_name(spec.run_name, values, labels, source) if spec.run_name else run_name(values)
+        config = run_config(spec, base, values, labels, source)
+        if has_key(cls, "run"):
+            config["run"] = {"name": name, "sweep": spec.name}
+        model_name = (
+            (config.get("model") or {}).get("name") if isinstance(config.get("model"), dict) else None
+        )
         res = resources_for(spec, model_name, source)
         check_fits(res, site, name, source)
         time_min, allocations = time_plan(res.hours, site)
@@ -249,12 +296,16 @@ def expand_runs(spec: SweepSpec, base: dict[str, Any], site: SiteConfig, source:
                 resources=res,
                 time_min=time_min,
                 allocations=allocations,
+                entry=spec.entry,
+                config_class=spec.config_class,
             )
         )
     names = [p.name for p in plans]
     if len(set(names)) != len(names):
         dup = next(n for n in names if names.count(n) > 1)
-        raise ConfigError(f"{source}: two runs share the name {dup}; make the axis values distinct")
+        raise ConfigError(
+            f"{source}: two runs share the name {dup}; make the axis values (or run_name) distinct"
+        )
     return plans
 
 
@@ -267,5 +318,5 @@ def _deep_copy(tree: Any) -> Any:
 
 
 def resolve_config(plan: RunPlan, source: str) -> Any:
-    """Strictly build the run's TrainConfig (catches bad values before submission)."""
-    return from_dict(_train_config_cls(), plan.config, source=f"{source} run {plan.name}")
+    """Strictly build the run's config (TrainConfig or the spec's config_class) before submission."""
+    return from_dict(import_config_class(plan.config_class), plan.config, source=f"{source} run {plan.name}")

@@ -1,5 +1,5 @@
 """`python launch/sweep.py SPEC.yaml [--executor auto|slurm|local] [--dry-run] [--only A,B] [--status]
-[--resubmit] [--max-attempts N]`: launch a study, idempotently, and report on it."""
+[--resubmit] [--rerun-changed] [--max-attempts N]`: launch a study, idempotently, and report on it."""
 
 from __future__ import annotations
 
@@ -23,6 +23,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--status", action="store_true", help="print the status table, submit nothing")
     parser.add_argument("--resubmit", action="store_true", help="resubmit failed / preempted / lost runs")
     parser.add_argument("--max-attempts", type=int, default=None, help="attempts per run (spec default)")
+    parser.add_argument(
+        "--rerun-changed",
+        action="store_true",
+        help="rerun started runs whose config the spec now changes (the old run folder is moved aside)",
+    )
     parser.add_argument("--no-wait", action="store_true", help="Slurm: return after submitting")
     return parser
 
