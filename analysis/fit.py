@@ -45,6 +45,18 @@ def _single_fit(lx: np.ndarray, ly: np.ndarray, w: np.ndarray, irreducible: bool
     return laws.fit_power_with_e(lx, ly, w) if irreducible else laws.fit_pure_power(lx, ly, w)
 
 
+def _usable_theta(fit: laws.CoreFit) -> np.ndarray:
+    """(B, k) fitted rows, NaN where the fit did not converge or ended at a bound (dropped from intervals)."""
+    ok = fit.converged & np.array([not b for b in fit.at_bound], dtype=bool)
+    return np.where(ok[:, None], fit.theta, np.nan)
+
+
+def _intervals(samples: dict[str, np.ndarray], n_points: int, n_params: int) -> dict[str, list[float]]:
+    """95 % expanded percentile interval of each parameter's bootstrap samples."""
+    tail = expanded_tail(n_points, n_params)
+    return {name: percentile_interval(s, tail) for name, s in samples.items()}
+
+
 def _choose_irreducible(lx: np.ndarray, ly: np.ndarray, mode: str) -> tuple[bool, str]:
     if mode in ("yes", "no"):
         return (
@@ -85,7 +97,7 @@ def fit_single_law(
         law=law,
         formula=f"L({sym}) = A*{sym}^-alpha" + (" + E" if use_e else ""),
         params=params,
-        ci95={n: percentile_interval(s, expanded_tail(len(names), k)) for n, s in samples.items()},
+        ci95=_intervals(samples, len(names), k),
         n_points=len(names),
         converged=bool(point.converged[0]),
         at_bound=point.at_bound[0],
@@ -112,9 +124,7 @@ def _bootstrap_single(
     progress = Progress("bootstrap", n_boot)
     parts = []
     for chunk in np.array_split(np.arange(n_boot), min(10, n_boot)):  # ~10 % chunks for progress output
-        fit = _single_fit(lx, ly, w[chunk], use_e)
-        ok = fit.converged & np.array([not b for b in fit.at_bound])
-        parts.append(np.where(ok[:, None], fit.theta, np.nan))
+        parts.append(_usable_theta(_single_fit(lx, ly, w[chunk], use_e)))
         progress(int(chunk[-1]) + 1)
     theta = np.concatenate(parts)
     failed = int(np.isnan(theta).any(1).sum())
@@ -144,8 +154,7 @@ def fit_joint_law(
         fit = laws.fit_joint_batch(
             ln, ld, ll, w, delta=delta, warm=theta, progress=Progress("bootstrap", n_boot)
         )
-        ok = fit.converged & np.array([not b for b in fit.at_bound])
-        boot_theta = np.where(ok[:, None], fit.theta, np.nan)
+        boot_theta = _usable_theta(fit)
     samples = _joint_params(boot_theta)
     params = {k: float(v[0]) for k, v in _joint_params(theta[None, :]).items()}
     pred = np.log(params["E"] + params["A"] / n ** params["alpha"] + params["B"] / d ** params["beta"])
@@ -157,7 +166,7 @@ def fit_joint_law(
         law="joint",
         formula="L(N, D) = E + A/N^alpha + B/D^beta",
         params=params,
-        ci95={k: percentile_interval(s, expanded_tail(len(names), 5)) for k, s in samples.items()},
+        ci95=_intervals(samples, len(names), 5),
         n_points=len(names),
         converged=bool(point.converged[0]),
         at_bound=point.at_bound[0],
@@ -213,21 +222,21 @@ def fit_compute_law(
     )
     rng = np.random.default_rng(seed)
     use_e = bool(fit.irreducible)
+    k = 3 if use_e else 2
     rows, progress = [], Progress("bootstrap", n_boot)
     for i in range(n_boot):
         budgets, loss = frontier_resample(front, rng)
-        row = np.full(3 if use_e else 2, np.nan)
-        if budgets.size >= (4 if use_e else 3) and np.ptp(np.log(loss)) > 0:
-            core = _single_fit(np.log(budgets), np.log(loss), np.ones((1, budgets.size)), use_e)
-            if core.converged[0] and not core.at_bound[0]:
-                row = core.theta[0]
+        row = np.full(k, np.nan)
+        if budgets.size >= k + 1 and np.ptp(np.log(loss)) > 0:
+            row = _usable_theta(
+                _single_fit(np.log(budgets), np.log(loss), np.ones((1, budgets.size)), use_e)
+            )[0]
         rows.append(row)
         progress(i + 1)
-    theta = np.array(rows).reshape(n_boot, 3 if use_e else 2)
+    theta = np.array(rows).reshape(n_boot, k)
     samples = _single_params(theta, use_e)
-    tail = expanded_tail(len(front.curves), 3 if use_e else 2)
-    fit.ci95 = {k: percentile_interval(s, tail) for k, s in samples.items()}
-    fit.boot = {k: s.tolist() for k, s in samples.items()}
+    fit.ci95 = _intervals(samples, len(front.curves), k)
+    fit.boot = {name: s.tolist() for name, s in samples.items()}
     fit.n_bootstrap, fit.n_bootstrap_failed = n_boot, int(np.isnan(theta).any(1).sum())
     fit.derived = {"optimal_runs": front.segments(), "n_runs": len(front.run_names)}
     return fit
@@ -286,31 +295,13 @@ def fit_source(
         if np.isnan(params).any():
             params = np.where(np.isnan(params), [r.params_total for r in runs], params)
             notes.append("params_non_embedding missing for some runs: params_total used there")
-        if law == "model":
+        if law in ("model", "data"):
+            x_name = "params_non_embedding" if law == "model" else x_data
+            x = params if law == "model" else np.array([getattr(r, x_data) for r in runs])
             fit = fit_single_law(
-                "model",
-                names,
-                params,
-                y,
-                x_name="params_non_embedding",
-                loss_name=loss_key,
-                irreducible=irreducible,
-                n_boot=n_boot,
-                seed=seed,
-            )
-        elif law == "data":
-            x = np.array([getattr(r, x_data) for r in runs])
-            fit = fit_single_law(
-                "data",
-                names,
-                x,
-                y,
-                x_name=x_data,
-                loss_name=loss_key,
-                irreducible=irreducible,
-                n_boot=n_boot,
-                seed=seed,
-            )
+                law, names, x, y, x_name=x_name, loss_name=loss_key, irreducible=irreducible,
+                n_boot=n_boot, seed=seed,
+            )  # fmt: skip
         else:
             fit = fit_joint_law(
                 names,
