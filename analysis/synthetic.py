@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import yaml
@@ -37,6 +38,50 @@ def params_of_width(width: int) -> float:
     return 12.0 * (6.5 * width * width + 2 * 128 * width * 2 + 4 * 2 * width)
 
 
+def _config(width: int, lr: float, fraction: float) -> dict[str, Any]:
+    """The config.yaml keys the analysis reads."""
+    return {
+        "model": {"name": "custom", "width": width},
+        "data": {"fraction": fraction},
+        "optimizer": {"lr": lr},
+    }
+
+
+def _status(state: str, job_ids: list[str], last_step: int, budget_steps: int) -> dict[str, Any]:
+    """status.json of a run that ended (or stopped) at `last_step`."""
+    return {
+        "state": state,
+        "attempts": 1,
+        "job_ids": job_ids,
+        "last_step": last_step,
+        "budget_steps": budget_steps,
+        "reason": None,
+        "updated": "2026-01-01T00:00:00Z",
+        "exit_code": 0,
+    }
+
+
+def _summary(width: int, n: float, final: dict[str, Any], *, best_val_loss: float, steps: int,
+             wall_s: float, params_total: float) -> dict[str, Any]:  # fmt: skip
+    """summary.json of a completed run whose last validation row is `final`."""
+    return {
+        "model": f"w{width}",
+        "width": width,
+        "params_total": params_total,
+        "params_non_embedding": n,
+        "tokens": final["tokens"],
+        "events": final["events"],
+        "flops": final["flops"],
+        "steps": steps,
+        "final_val_loss": final["val_loss"],
+        "best_val_loss": best_val_loss,
+        "gpu_hours": 0.0,
+        "device": "cpu",
+        "world_size": 1,
+        "wall_s": wall_s,
+    }
+
+
 def write_run(
     run_dir: Path,
     *,
@@ -55,12 +100,7 @@ def write_run(
     n = params_of_width(width)
     stop = steps if state == "completed" else steps // 2
     val_steps = np.unique(np.linspace(steps / n_val, stop, max(2, int(n_val * stop / steps))).astype(int))
-    cfg = {
-        "run": {"name": run_dir.name, "sweep": run_dir.parent.name},
-        "model": {"name": "custom", "width": width},
-        "data": {"fraction": fraction},
-        "optimizer": {"lr": lr},
-    }
+    cfg = {"run": {"name": run_dir.name, "sweep": run_dir.parent.name}, **_config(width, lr, fraction)}
     write_text_atomic(run_dir / "config.yaml", yaml.safe_dump(cfg))
     rows = []
     for step in val_steps:
@@ -86,42 +126,13 @@ def write_run(
         )
         rows.append({"kind": "val", **common, "val_loss": loss})
     write_text_atomic(run_dir / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
-    write_json_atomic(
-        run_dir / "status.json",
-        {
-            "state": state,
-            "attempts": 1,
-            "job_ids": ["1"],
-            "last_step": int(stop),
-            "budget_steps": steps,
-            "reason": None,
-            "updated": "2026-01-01T00:00:00Z",
-            "exit_code": 0,
-        },
-    )
+    write_json_atomic(run_dir / "status.json", _status(state, ["1"], int(stop), steps))
     if state != "completed":
         return
     val = [r for r in rows if r["kind"] == "val"]
-    write_json_atomic(
-        run_dir / "summary.json",
-        {
-            "model": f"w{width}",
-            "width": width,
-            "params_total": n * 1.01,
-            "params_non_embedding": n,
-            "tokens": val[-1]["tokens"],
-            "events": val[-1]["events"],
-            "flops": val[-1]["flops"],
-            "steps": steps,
-            "final_val_loss": val[-1]["val_loss"],
-            "best_val_loss": min(r["val_loss"] for r in val),
-            "gpu_hours": 0.0,
-            "device": "cpu",
-            "world_size": 1,
-            "wall_s": float(steps) * 0.1,
-            "budget_checkpoints": [],
-        },
-    )
+    summary = _summary(width, n, val[-1], best_val_loss=min(r["val_loss"] for r in val), steps=steps,
+                       wall_s=float(steps) * 0.1, params_total=n * 1.01)  # fmt: skip
+    write_json_atomic(run_dir / "summary.json", {**summary, "budget_checkpoints": []})
 
 
 def write_sweep(
@@ -183,25 +194,8 @@ def write_lr_sweep(
             run_dir = sweep_dir / f"w{width}_lr{lr:.2e}"
             base = float(law.loss(n, 1e9)) + curvature * (np.log2(lr) - np.log2(lr_opt[width])) ** 2
             loss = base * float(np.exp(rng.normal(0.0, noise)))
-            cfg = {
-                "model": {"name": "custom", "width": width},
-                "data": {"fraction": 1.0},
-                "optimizer": {"lr": lr},
-            }
-            write_text_atomic(run_dir / "config.yaml", yaml.safe_dump(cfg))
-            write_json_atomic(
-                run_dir / "status.json",
-                {
-                    "state": "completed",
-                    "attempts": 1,
-                    "job_ids": [],
-                    "last_step": 10,
-                    "budget_steps": 10,
-                    "reason": None,
-                    "updated": "2026-01-01T00:00:00Z",
-                    "exit_code": 0,
-                },
-            )
+            write_text_atomic(run_dir / "config.yaml", yaml.safe_dump(_config(width, lr, 1.0)))
+            write_json_atomic(run_dir / "status.json", _status("completed", [], 10, 10))
             row = {
                 "kind": "val",
                 "step": 10,
@@ -212,23 +206,6 @@ def write_lr_sweep(
                 "wall_s": 1.0,
             }
             write_text_atomic(run_dir / "metrics.jsonl", json.dumps(row) + "\n")
-            write_json_atomic(
-                run_dir / "summary.json",
-                {
-                    "model": f"w{width}",
-                    "width": width,
-                    "params_total": n,
-                    "params_non_embedding": n,
-                    "tokens": 1e9,
-                    "events": 80,
-                    "flops": 6e9 * n,
-                    "steps": 10,
-                    "final_val_loss": loss,
-                    "best_val_loss": loss,
-                    "gpu_hours": 0.0,
-                    "device": "cpu",
-                    "world_size": 1,
-                    "wall_s": 1.0,
-                },
-            )
+            summary = _summary(width, n, row, best_val_loss=loss, steps=10, wall_s=1.0, params_total=n)
+            write_json_atomic(run_dir / "summary.json", summary)
     return sweep_dir
