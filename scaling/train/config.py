@@ -141,6 +141,10 @@ class LoggingConfig:
 
     interval: int = doc("write a train row every this many steps", default=10)
     progress_interval: int = doc("one-line status on a terminal every this many steps", default=50)
+    tensorboard: bool = doc(
+        "also write the metrics.jsonl scalars to <run_dir>/tensorboard (needs the tensorboard package)",
+        default=False,
+    )
 
     def __post_init__(self) -> None:
         if self.interval < 1 or self.progress_interval < 1:

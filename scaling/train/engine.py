@@ -23,8 +23,8 @@ from scaling.model.flops import flops_per_token
 from scaling.model.mamba2 import resolve_impl
 from scaling.mup import build_param_groups
 from scaling.objectives import build_objective
+from scaling.train import board, ledger
 from scaling.train import checkpoint as ckpt
-from scaling.train import ledger
 from scaling.train.batches import BatchSource, fit_difficulty, validation_batches
 from scaling.train.config import TrainConfig, accumulation_steps, budget_checkpoint_steps
 from scaling.train.data_setup import ensure_dataset
@@ -59,6 +59,7 @@ class Trainer:
             resolve_impl(cfg.model)
         except ValueError as err:
             raise ConfigError(str(err)) from None
+        board.check_available(cfg.logging.tensorboard)
         self.budget_steps = budget_checkpoint_steps(cfg)
         self.ckpt_root = run_dir / "checkpoints"
         self.totals, self.step = Totals(), 0
@@ -277,7 +278,10 @@ class Trainer:
             self._start()
             self.step = self._resume() or 0
             if self.dist.is_main:
-                metrics = ledger.MetricsWriter(self.run_dir / "metrics.jsonl", resume_step=self.step)
+                mirror = board.open_board(self.cfg.logging.tensorboard, self.run_dir, self.step)
+                metrics = ledger.MetricsWriter(
+                    self.run_dir / "metrics.jsonl", resume_step=self.step, mirror=mirror
+                )
                 ledger.update_status(
                     self.run_dir,
                     state="running",

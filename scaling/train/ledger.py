@@ -64,8 +64,9 @@ def _finite(value: Any) -> Any:
 class MetricsWriter:
     """Appends rows to metrics.jsonl, each flushed and fsynced (a kill loses at most the row in flight)."""
 
-    def __init__(self, path: Path, *, resume_step: int | None) -> None:
-        self.path = path
+    def __init__(self, path: Path, *, resume_step: int | None, mirror: Any = None) -> None:
+        """`mirror`: anything with write(row) and close() that gets every row too (TensorBoard)."""
+        self.path, self.mirror = path, mirror
         if resume_step is not None:
             truncate_metrics(path, resume_step)
         elif path.exists():
@@ -76,9 +77,13 @@ class MetricsWriter:
         self._file.write(json.dumps(_finite(row)) + "\n")
         self._file.flush()
         os.fsync(self._file.fileno())
+        if self.mirror is not None:
+            self.mirror.write(_finite(row))
 
     def close(self) -> None:
         self._file.close()
+        if self.mirror is not None:
+            self.mirror.close()
 
 
 def truncate_metrics(path: Path, last_step: int) -> None:

@@ -52,3 +52,21 @@ def test_valid_custom_and_named_models_still_load() -> None:
     )
     assert cfg.model.width == 48
     assert load_train_config(TINY, ["model.name=m3", "model.width=256"]).model.name == "m3"
+
+
+def test_tensorboard_is_off_by_default_and_a_bool() -> None:
+    assert load_train_config(TINY).logging.tensorboard is False
+    assert load_train_config(TINY, ["logging.tensorboard=true"]).logging.tensorboard is True
+    with pytest.raises(ConfigError, match="logging.tensorboard"):
+        load_train_config(TINY, ["logging.tensorboard=[1]"])
+
+
+def test_board_scalars_mirror_metric_rows() -> None:
+    from scaling.train.board import row_scalars
+
+    train = {"kind": "train", "step": 3, "loss": 1.5, "grad_norm": None, "tokens_per_s": 10,
+             "mfu": None, "lr": {"hidden": 1e-3, "output": 2e-4}, "events": 4}  # fmt: skip
+    assert row_scalars(train) == {"train/loss": 1.5, "train/tokens_per_s": 10.0,
+                                  "lr/hidden": 1e-3, "lr/output": 2e-4}  # fmt: skip
+    assert row_scalars({"kind": "val", "step": 3, "val_loss": 0.5, "tokens": 9}) == {"val/loss": 0.5}
+    assert row_scalars({"kind": "train", "step": 1, "loss": float("nan")}) == {}
