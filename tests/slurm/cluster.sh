@@ -2,16 +2,23 @@
 # Start or stop a private Slurm cluster on localhost (munge + slurmctld + slurmd) for the integration tests.
 #   tests/slurm/cluster.sh start DIR   -> writes DIR/slurm.conf, starts the daemons, prints `export SLURM_CONF=...`
 #   tests/slurm/cluster.sh stop DIR    -> stops the daemons started from DIR (by their pid files)
-# Two partitions: `low` (default) and `high` (PriorityTier 10) which preempts `low` by requeue, with the user
-# signal sent first. No accounting database: DIR/bin/sacct answers from `squeue -t all` (finished jobs stay
-# visible for MinJobAge), which is what submitit asks for job states.
+# Two partitions on the one node: `low` (default, PriorityTier 1) and `high` (PriorityTier 10). A `high` job that
+# needs CPUs a `low` job holds preempts it: the low job's tasks get its --signal (submitit's USR2) at once
+# (preempt_send_user_signal), and Slurm requeues it GraceTime seconds later unless it requeued itself first.
+# No accounting database: DIR/bin/sacct answers from `squeue -t all` (finished jobs stay visible for MinJobAge),
+# which is what submitit asks for job states.
 set -euo pipefail
 cmd=${1:?usage: cluster.sh start|stop DIR}
 dir=$(realpath -m "${2:?usage: cluster.sh start|stop DIR}")
 host=$(hostname -s)
 # munged runs as user munge, which may not traverse DIR (pytest folders are 0700): its files live in /tmp
 mdir=/tmp/munge-$(echo "$dir" | md5sum | cut -c1-12)
-ncpu=$(nproc)
+# GNU nproc obeys OMP_NUM_THREADS (the tests set it to 1): the node must have every core, or a job asking
+# for all of them never fits and a higher partition has nothing to preempt for
+ncpu=$(env -u OMP_NUM_THREADS -u OMP_THREAD_LIMIT nproc)
+# ports from DIR (the next free pair), so two clusters at once (two test modules in one pytest session, two
+# people) do not collide; SLURM_TEST_PORT sets the controller's port (slurmd takes the next one)
+port=${SLURM_TEST_PORT:-$(( 16817 + 2 * (0x$(echo "$dir" | md5sum | cut -c1-4) % 500) ))}
 mem_mb=$(( $(awk '/MemTotal/ {print $2}' /proc/meminfo) / 1024 - 512 ))
 
 stop() {
@@ -39,8 +46,8 @@ write_conf() {
 ClusterName=localtest
 SlurmctldHost=${host}(127.0.0.1)
 SlurmUser=root
-SlurmctldPort=16817
-SlurmdPort=16818
+SlurmctldPort=${port}
+SlurmdPort=$(( port + 1 ))
 AuthType=auth/munge
 AuthInfo=socket=$mdir/munge.socket,cred_expire=5
 StateSaveLocation=$dir/state
@@ -88,8 +95,13 @@ wait_for() {  # wait_for SECONDS CMD...
   echo "cluster.sh: timed out waiting for: $*" >&2; return 1
 }
 
+port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
 start() {
   stop
+  if [ -z "${SLURM_TEST_PORT:-}" ]; then
+    while port_busy "$port" || port_busy $(( port + 1 )); do port=$(( port + 2 )); done
+  fi
   rm -rf "$dir/state" "$dir/spool"
   write_conf
   export SLURM_CONF=$dir/slurm.conf

@@ -1,0 +1,227 @@
+"""A run preempted by a higher-priority partition's job requeues, resumes from its checkpoint and ends
+exactly as an unpreempted run.
+
+Real Slurm daemons on localhost (tests/slurm/cluster.sh), the real launcher and trainer (tiny config). The
+run is submitted by `launch/sweep.py` to the `low` partition; once it has a checkpoint and is mid-training,
+a plain `sbatch` job in the `high` partition (PriorityTier 10) asks for every CPU of the node. Slurm selects
+the run's job for preemption and, because the cluster sets `preempt_send_user_signal`, sends its tasks the
+job's `--signal` (USR2) at once; submitit calls `TrainJob.checkpoint`, the trainer checkpoints on the signal
+and exits 3, submitit requeues the job (same job id) before the partition's GraceTime runs out, the high job
+runs, and the requeued job resumes from the checkpoint. The unpreempted reference is the same run on this
+machine without Slurm, started at the same time; losses must agree bit for bit.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+pytestmark = [pytest.mark.slurm, pytest.mark.integration, pytest.mark.timeout(300)]
+REPO = Path(__file__).resolve().parents[2]
+STEPS = 40
+TRIGGER_STEP = 8  # past the first checkpoint (interval 5), well before the end
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    folder = tmp_path_factory.mktemp("slurm-preempt")
+    script = REPO / "tests/slurm/cluster.sh"
+    subprocess.run(["bash", str(script), "start", str(folder)], check=True, capture_output=True, timeout=60)
+    env = {
+        **os.environ,
+        "SLURM_CONF": str(folder / "slurm.conf"),
+        "PATH": f"{folder / 'bin'}:{os.environ['PATH']}",
+        "DS_ACCELERATOR": "cpu",
+        "OMP_NUM_THREADS": "1",
+    }
+    yield env
+    subprocess.run(["bash", str(script), "stop", str(folder)], check=False, timeout=60)
+
+
+def write_spec(folder: Path, name: str, dataset: Path, site_overrides: dict[str, Any]) -> Path:
+    spec = {
+        "name": name,
+        "base": str(REPO / "scaling/train/configs/tiny_cpu.yaml"),
+        "overrides": {
+            "data.dataset_dir": str(dataset),
+            "budget.steps": STEPS,
+            "logging.interval": 1,
+            "checkpoint.interval": 5,
+            "budget.val_interval": 20,
+        },
+        "axes": {"grid": {"seed": [0]}},
+        "resources": {"default": {"cpus_per_task": 1, "mem_gb": 2, "hours": 0.5}},
+        "site": "local",
+        "site_overrides": site_overrides,
+        "runs_dir": str(folder / "runs"),
+    }
+    path = folder / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    return path
+
+
+def sweep_command(spec: Path, executor: str, *args: str) -> list[str]:
+    return [sys.executable, str(REPO / "launch/sweep.py"), str(spec), "--executor", executor, *args]
+
+
+def slurm(env: dict[str, str], *args: str) -> str:
+    return subprocess.run(list(args), env=env, check=True, capture_output=True, text=True, timeout=30).stdout
+
+
+def job_fields(env: dict[str, str], job_id: str) -> dict[str, str]:
+    """`scontrol show job` as key -> value (values without spaces are all this test reads)."""
+    text = slurm(env, "scontrol", "-o", "show", "job", job_id)
+    return dict(re.findall(r"(\w+)=(\S*)", text))
+
+
+def status(run_dir: Path) -> dict:
+    return json.loads((run_dir / "status.json").read_text())
+
+
+def rows(run_dir: Path, kind: str) -> list[dict]:
+    path = run_dir / "metrics.jsonl"
+    if not path.is_file():
+        return []
+    out = []
+    for line in path.read_text().splitlines():
+        try:
+            row = json.loads(line)
+        except ValueError:  # a line being written
+            continue
+        if row.get("kind") == kind:
+            out.append(row)
+    return out
+
+
+def last_step(run_dir: Path) -> int:
+    return max((r["step"] for r in rows(run_dir, "train")), default=0)
+
+
+def wait_for(predicate: Callable[[], Any], timeout_s: float, poll_s: float = 0.1) -> Any:
+    deadline = time.time() + timeout_s
+    while time.time() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(poll_s)
+    raise AssertionError(f"condition not met in {timeout_s:.0f} s")
+
+
+def signal_time(job_folder: Path) -> float | None:
+    """When submitit's handler caught the preemption signal (its log line's local timestamp)."""
+    for path in job_folder.glob("*_log.err"):
+        found = re.search(
+            r"\((\d{4}-\d\d-\d\d [\d:,]+)\) - Caught signal SIGUSR2 .*preempted", path.read_text()
+        )
+        if found:
+            return datetime.strptime(found.group(1), "%Y-%m-%d %H:%M:%S,%f").timestamp()
+    return None
+
+
+def preempt(env: dict[str, str], run_dir: Path, job_id: str) -> dict[str, Any]:
+    """Submit a high-partition job that needs every CPU; wait until the run checkpointed and resumed."""
+    ncpu = job_fields(env, job_id).get("NumCPUs")
+    node_cpus = re.search(r"CPUTot=(\d+)", slurm(env, "scontrol", "show", "node")).group(1)
+    assert ncpu is not None and int(ncpu) < int(node_cpus)  # the high job fits only by preempting
+    seen = last_step(run_dir)
+    t_submit = time.time()
+    high = slurm(
+        env, "sbatch", "--parsable", "-p", "high", "-c", node_cpus, "-o", "/dev/null", "--wrap", "sleep 2"
+    )
+    high = high.strip().split(";")[0]
+    wait_for(lambda: status(run_dir)["state"] == "preempted", timeout_s=60, poll_s=0.05)
+    t_preempted = time.time()
+    saved, written = status(run_dir)["last_step"], last_step(run_dir)
+    wait_for(lambda: status(run_dir)["state"] == "running" and last_step(run_dir) > saved, timeout_s=120)
+    t_resumed = time.time()
+    return {
+        "high_job": high,
+        "step_at_submit": seen,
+        "step_written_before_requeue": written,
+        "checkpoint_step": saved,
+        "t_submit": t_submit,
+        "t_preempted": t_preempted,
+        "t_resumed": t_resumed,
+    }
+
+
+def test_partition_preemption_requeues_resumes_and_matches_unpreempted(cluster, tmp_path) -> None:
+    t_start = time.time()
+    dataset = tmp_path / "data" / "tiny"
+    ref_spec = write_spec(tmp_path, "ref", dataset, {})
+    spec = write_spec(tmp_path, "part", dataset, {"partition": "low"})
+    run_dir, ref_dir = tmp_path / "runs/part/seed0", tmp_path / "runs/ref/seed0"
+    # the unpreempted reference runs on this machine meanwhile (Slurm's CPUs stay for the two jobs)
+    reference = subprocess.Popen(
+        sweep_command(ref_spec, "local"),
+        env=cluster,
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    done = subprocess.run(
+        sweep_command(spec, "slurm", "--no-wait"),
+        env=cluster,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    job_id = status(run_dir)["job_ids"][-1]
+    assert job_fields(cluster, job_id)["Partition"] == "low"
+    wait_for(lambda: (run_dir / "checkpoints/latest").is_file() and last_step(run_dir) >= TRIGGER_STEP, 150)
+    t_trigger = time.time()
+    got = preempt(cluster, run_dir, job_id)
+    wait_for(lambda: status(run_dir)["state"] in ("completed", "failed"), timeout_s=120, poll_s=0.5)
+    t_done = time.time()
+    ref_out = reference.communicate(timeout=120)[0].decode()
+    assert reference.returncode == 0, ref_out
+
+    # preempted once by the high job, requeued under the same job id, and done
+    wait_for(lambda: job_fields(cluster, job_id)["JobState"] not in ("RUNNING", "COMPLETING"), 60, 0.5)
+    st, job, high = status(run_dir), job_fields(cluster, job_id), job_fields(cluster, got["high_job"])
+    assert st["state"] == "completed" and st["last_step"] == STEPS, st
+    assert st["job_ids"] == [job_id] and st["attempts"] == 1
+    assert job["JobState"] == "COMPLETED" and job["Restarts"] == "1", job
+    assert high["JobState"] == "COMPLETED" and high["StartTime"] <= job["StartTime"], (high, job)
+    job_folder = tmp_path / "runs/part/.submitit" / job_id
+    t_signal = signal_time(job_folder)
+    assert t_signal is not None, "submitit never saw the preemption signal (a timeout or a kill instead)"
+
+    # resumed from the checkpoint taken on the signal: nothing lost, no step logged twice
+    saved = got["checkpoint_step"]
+    assert 0 < saved < STEPS and got["step_written_before_requeue"] == saved
+    log_text = "".join(p.read_text() for p in job_folder.glob("*_log.err"))
+    assert f"resumed from {run_dir}/checkpoints/step-{saved:08d}" in log_text
+    train, want = rows(run_dir, "train"), rows(ref_dir, "train")
+    assert [r["step"] for r in train] == list(range(1, STEPS + 1))
+    assert [r["loss"] for r in train] == [r["loss"] for r in want]
+    assert [r["val_loss"] for r in rows(run_dir, "val")] == [r["val_loss"] for r in rows(ref_dir, "val")]
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["final_val_loss"] == json.loads((ref_dir / "summary.json").read_text())["final_val_loss"]
+
+    figures = {
+        "high_submit_to_signal_s": round(t_signal - got["t_submit"], 1),
+        "signal_to_resumed_step_s": round(got["t_resumed"] - t_signal, 1),
+        "high_submit_to_resumed_step_s": round(got["t_resumed"] - got["t_submit"], 1),
+        "steps_lost": got["step_written_before_requeue"] - saved,
+        "step_at_high_submit": got["step_at_submit"],
+        "checkpoint_step": saved,
+        "start_to_trigger_s": round(t_trigger - t_start, 1),
+        "resumed_to_done_s": round(t_done - got["t_resumed"], 1),
+        "reference_extra_wait_s": round(time.time() - t_done, 1),
+    }
+    print(json.dumps(figures))
+    (tmp_path / "figures.json").write_text(json.dumps(figures))
