@@ -215,6 +215,8 @@ def test_partition_preemption_requeues_resumes_and_matches_unpreempted(cluster, 
     figures = {
         "high_submit_to_signal_s": round(t_signal - got["t_submit"], 1),
         "signal_to_resumed_step_s": round(got["t_resumed"] - t_signal, 1),
+        # of which Slurm's part (requeue, the high job, the restart; 1 s resolution), the rest is start-up
+        "signal_to_job_restart_s": round(datetime.fromisoformat(job["StartTime"]).timestamp() - t_signal),
         "high_submit_to_resumed_step_s": round(got["t_resumed"] - got["t_submit"], 1),
         "steps_lost": got["step_written_before_requeue"] - saved,
         "step_at_high_submit": got["step_at_submit"],

@@ -5,6 +5,8 @@
 # Two partitions on the one node: `low` (default, PriorityTier 1) and `high` (PriorityTier 10). A `high` job that
 # needs CPUs a `low` job holds preempts it: the low job's tasks get its --signal (submitit's USR2) at once
 # (preempt_send_user_signal), and Slurm requeues it GraceTime seconds later unless it requeued itself first.
+# SLURM_TEST_PREEMPT_SIGNAL=TERM leaves that parameter out: preempted tasks then get SIGTERM (Slurm's default,
+# what many sites do), which submitit ignores.
 # No accounting database: DIR/bin/sacct answers from `squeue -t all` (finished jobs stay visible for MinJobAge),
 # which is what submitit asks for job states.
 set -euo pipefail
@@ -41,6 +43,8 @@ stop() {
 }
 
 write_conf() {
+  local ctld_params=SlurmctldParameters=preempt_send_user_signal
+  [ "${SLURM_TEST_PREEMPT_SIGNAL:-USER}" = TERM ] && ctld_params="# preempted tasks get SIGTERM"
   mkdir -p "$dir"/{state,spool,log,bin} "$mdir"
   cat > "$dir/slurm.conf" <<CONF
 ClusterName=localtest
@@ -65,7 +69,7 @@ SelectTypeParameters=CR_CPU
 SchedulerParameters=bf_interval=1,sched_interval=1
 PreemptType=preempt/partition_prio
 PreemptMode=REQUEUE
-SlurmctldParameters=preempt_send_user_signal
+${ctld_params}
 DependencyParameters=kill_invalid_depend
 MinJobAge=3600
 ReturnToService=2
