@@ -1,36 +1,119 @@
-"""k-NNN target builder (k = 30): events/s per core for the whole per-event pipeline, and the speed ratio of
-the tree-based target builder against the O(n^2) brute-force reference, on the same events in one run.
+"""k-NNN targets (k = 30) on simulated events: events/s per core of the whole per-event pipeline
+(coordinates + raster serialisation + targets) with the cell-grid search, against the earlier k-d tree search
+and the O(n^2) brute force, all measured in this run on the same events, on one thread.
 
     .venv/bin/python benchmarks/bench_inputs_knnn.py            # quick (< 60 s)
     .venv/bin/python benchmarks/bench_inputs_knnn.py --full     # more events
 
+"Per core" is events per CPU-second of this single-threaded process (time.process_time), which does not
+count time spent waiting for a core on a shared machine; wall-clock rates are printed beside it.
 Events come from `scaling.data.simulator.simulate_events` when it is installed; otherwise from a stand-in
-generator of the same shape (straight-ish tracks crossing 48 TPC layers between 30 and 78 cm plus curling
-low-momentum noise), and the report says which.
+generator of the same shape, and the report says which.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import os
 import time
+from collections.abc import Callable, Iterator
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+from scipy.spatial import cKDTree  # noqa: E402
 
 from scaling.data.schema import Event  # noqa: E402
 from scaling.data.stats import StatsAccumulator  # noqa: E402
 from scaling.inputs import Normalizer, prepare_event, serialize  # noqa: E402
-from scaling.objectives import (  # noqa: E402
-    ObjectiveConfig,
-    build_objective,
-    knnn_brute_force,
+from scaling.objectives import ObjectiveConfig, build_objective, knnn  # noqa: E402
+from scaling.objectives.neighbours import (  # noqa: E402
+    brute_force_indices,
+    knnn_indices,
     knnn_indices_torch,
-    knnn_neighbours,
 )
+
+_BOX = (4.0, 1.0, 4.0)  # periodic k-d tree box: phi wraps with period 1
+
+
+def previous_tree_indices(pos: np.ndarray, k: int) -> np.ndarray:
+    """The earlier CPU search (periodic k-d trees over r slabs), kept here as the speed reference."""
+    n = pos.shape[0]
+    idx = np.full((n, k), -1, dtype=np.int64)
+    if n < 2:
+        return idx
+    r = pos[:, 0]
+    n_larger = n - np.searchsorted(np.sort(r), r, side="right")
+    todo = np.flatnonzero(n_larger > 0)
+    data = pos.copy()
+    data[:, 1] = np.mod(data[:, 1], 1.0)
+    kq = 2 * k + 2
+    while todo.size:
+        # Points are searched in slabs of increasing r, each against a tree of only the points above the
+        # slab's lowest r: candidates below a point's own r (never targets) are few, so few queries suffice.
+        todo = todo[np.argsort(r[todo], kind="stable")]
+        left = [
+            _settle(data, r, n_larger, slab, k, kq, idx)
+            for slab in np.array_split(todo, max(1, min(8, todo.size // (4 * k))))
+        ]
+        todo = np.concatenate(left)
+        kq = 2 * kq
+    return idx
+
+
+def _settle(
+    data: np.ndarray,
+    r: np.ndarray,
+    n_larger: np.ndarray,
+    todo: np.ndarray,
+    k: int,
+    kq: int,
+    idx: np.ndarray,
+) -> np.ndarray:
+    """Query `kq` candidates for the points `todo`, write the settled ones into idx, return the others."""
+    sub = np.flatnonzero(r > r[todo].min())
+    kq = min(kq, sub.size)
+    d, j = cKDTree(data[sub], boxsize=_BOX).query(data[todo], k=kq)
+    d, j = d.reshape(todo.size, kq), sub[j.reshape(todo.size, kq)]
+    valid = r[j] > r[todo][:, None]  # (m, kq)
+    d, j, valid = _order_ties(d, j, valid)
+    rank = np.cumsum(valid, axis=1) - 1
+    n_valid = rank[:, -1] + 1
+    kth = np.take_along_axis(d, _kth_pos(rank, valid, k), 1)[:, 0]  # distance of the k-th valid
+    # Settled: every larger-r point seen, or k valid candidates all strictly inside the searched ball.
+    done = (kq >= sub.size) | (n_valid >= n_larger[todo]) | ((n_valid >= k) & (kth < d[:, -1]))
+    sel = valid & (rank < k) & done[:, None]
+    rows, cols = np.nonzero(sel)
+    idx[todo[rows], rank[rows, cols]] = j[rows, cols]
+    return todo[~done]
+
+
+def _kth_pos(rank: np.ndarray, valid: np.ndarray, k: int) -> np.ndarray:
+    """Column (m, 1) of the k-th valid candidate in each row (0 where there is none)."""
+    hit = valid & (rank == k - 1)
+    return np.argmax(hit, axis=1)[:, None]
+
+
+def _order_ties(d: np.ndarray, j: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Re-sort rows holding exactly equal distances by (distance, index), so ties break like the reference."""
+    tied = np.flatnonzero(np.any(np.diff(d, axis=1) == 0, axis=1))
+    if tied.size:
+        sub_d, sub_j = d[tied], j[tied]
+        order = _row_lexsort(sub_d, sub_j)
+        d[tied] = np.take_along_axis(sub_d, order, 1)
+        j[tied] = np.take_along_axis(sub_j, order, 1)
+        valid[tied] = np.take_along_axis(valid[tied], order, 1)
+    return d, j, valid
+
+
+def _row_lexsort(d: np.ndarray, j: np.ndarray) -> np.ndarray:
+    by_j = np.argsort(j, axis=1, kind="stable")
+    by_d = np.argsort(np.take_along_axis(d, by_j, 1), axis=1, kind="stable")
+    return np.take_along_axis(by_j, by_d, 1)
+
 
 LAYERS_CM = np.concatenate(
     [np.linspace(30.3, 40.0, 16), np.linspace(41.0, 57.0, 16), np.linspace(58.5, 77.5, 16)]
@@ -78,11 +161,29 @@ def bench_events(n: int, seed: int = 0) -> tuple[list[Event], str]:
     return events, "scaling.data.simulator"
 
 
+@contextlib.contextmanager
+def search_used(fn: Callable[[np.ndarray, int], np.ndarray]) -> Iterator[None]:
+    """Let the k-NNN objective build its targets with the search `fn` (to time the pipeline with it)."""
+    saved = knnn.knnn_indices
+    knnn.knnn_indices = fn
+    try:
+        yield
+    finally:
+        knnn.knnn_indices = saved
+
+
+def timed(fn: Callable[[], object]) -> tuple[float, float, object]:
+    """(CPU seconds, wall seconds, result) of fn()."""
+    c0, w0 = time.process_time(), time.perf_counter()
+    out = fn()
+    return time.process_time() - c0, time.perf_counter() - w0, out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--full", action="store_true", help="more events (slower)")
     args = parser.parse_args()
-    n_events, n_brute = (200, 40) if args.full else (40, 8)
+    n_events, n_brute = (200, 40) if args.full else (40, 10)
     events, source = bench_events(n_events)
     acc = StatsAccumulator()
     for ev in events:
@@ -92,49 +193,64 @@ def main() -> None:
     sizes = np.array([ev.n_points for ev in events])
     print(
         f"events: {n_events} from {source}; points/event median {np.median(sizes):.0f}, "
-        f"mean {sizes.mean():.0f}, max {sizes.max()}; 1 thread"
+        f"mean {sizes.mean():.0f}, max {sizes.max()}; 1 thread; rates per CPU-second (wall in brackets)"
     )
 
-    t0 = time.perf_counter()
-    for ev in events:
-        feats = norm.features(ev.points)
-        feats = feats[serialize(feats, "raster", norm.stats)]
-    front_s = time.perf_counter() - t0
+    def front() -> None:
+        for ev in events:
+            feats = norm.features(ev.points)
+            serialize(feats, "raster", norm.stats)
+
+    cpu, wall, _ = timed(front)
     print(
-        f"coordinates + raster serialisation alone: {n_events / front_s:.0f} events/s per core "
-        f"({1e3 * front_s / n_events:.2f} ms/event)"
+        f"coordinates + raster serialisation alone: {n_events / cpu:.0f} events/s per core "
+        f"({n_events / wall:.0f})"
     )
-    for backend in ("tree", "torch"):
-        obj = build_objective(ObjectiveConfig(k=30, target_backend=backend))
-        t0 = time.perf_counter()
-        samples = [prepare_event(ev, normalizer=norm, serialization="raster", objective=obj) for ev in events]
-        pipe_s = time.perf_counter() - t0
+    obj = build_objective(ObjectiveConfig(k=30))
+    rates = {}
+    for name, search in (("cell grid", knnn_indices), ("previous k-d tree", previous_tree_indices)):
+        with search_used(search):
+            prep = lambda: [  # noqa: E731
+                prepare_event(ev, normalizer=norm, serialization="raster", objective=obj) for ev in events
+            ]
+            cpu, wall, samples = timed(prep)
+        rates[name] = n_events / cpu
         print(
-            f"whole pipeline (coordinates + raster + k-NNN targets, {backend} backend on cpu): "
-            f"{n_events / pipe_s:.1f} events/s per core ({1e3 * pipe_s / n_events:.2f} ms/event; goal >= 250)"
+            f"whole pipeline, {name} search: {n_events / cpu:.1f} events/s per core ({n_events / wall:.1f}), "
+            f"{1e3 * cpu / n_events:.2f} ms/event"
         )
-
-    pos = [s.features[:, 1:].astype(np.float64) for s in samples[:n_brute]]
-    timings = {}
-    results = {}
-    for name, fn in (
-        ("tree", lambda p: knnn_neighbours(p, 30)[0]),
-        ("torch", lambda p: knnn_indices_torch(torch.from_numpy(p), 30).numpy()),
-        ("brute force", lambda p: knnn_brute_force(p, 30)[0]),
-    ):
-        t0 = time.perf_counter()
-        results[name] = [fn(p) for p in pos]
-        timings[name] = time.perf_counter() - t0
-    same = all(
-        np.array_equal(a, b)
-        for name in ("tree", "torch")
-        for a, b in zip(results[name], results["brute force"], strict=True)
-    )
-    ms = {name: 1e3 * t / n_brute for name, t in timings.items()}
     print(
-        f"target builder on {n_brute} events (ms/event): tree {ms['tree']:.2f}, torch {ms['torch']:.2f}, "
-        f"brute force {ms['brute force']:.2f}; ratio brute/tree = {ms['brute force'] / ms['tree']:.1f}x, "
-        f"brute/torch = {ms['brute force'] / ms['torch']:.1f}x; identical to brute force: {same}"
+        f"whole pipeline speed-up, cell grid vs previous k-d tree: "
+        f"{rates['cell grid'] / rates['previous k-d tree']:.2f}x; goal >= 250 events/s per core"
+    )
+    compare_searches([s.features[:, 1:].astype(np.float64) for s in samples[:n_brute]])
+
+
+def compare_searches(pos: list[np.ndarray]) -> None:
+    """Target search alone on the same events: ms/event, ratios, and agreement with brute force."""
+    searches = {
+        "cell grid": lambda p: knnn_indices(p, 30),
+        "previous k-d tree": lambda p: previous_tree_indices(p, 30),
+        "torch dense": lambda p: knnn_indices_torch(torch.from_numpy(p), 30).numpy(),
+        "brute force": lambda p: brute_force_indices(p, 30),
+    }
+    ms, results = {}, {}
+    for name, fn in searches.items():
+        cpu, _, results[name] = timed(lambda fn=fn: [fn(p) for p in pos])
+        ms[name] = 1e3 * cpu / len(pos)
+    same = {
+        name: all(np.array_equal(a, b) for a, b in zip(results[name], results["brute force"], strict=True))
+        for name in ("cell grid", "previous k-d tree")
+    }
+    print(
+        f"k-NNN search alone on {len(pos)} events (CPU ms/event): "
+        + ", ".join(f"{name} {t:.2f}" for name, t in ms.items())
+    )
+    print(
+        f"ratio brute force / cell grid = {ms['brute force'] / ms['cell grid']:.1f}x, "
+        f"previous k-d tree / cell grid = {ms['previous k-d tree'] / ms['cell grid']:.2f}x; "
+        f"identical to brute force: cell grid {same['cell grid']}, "
+        f"previous k-d tree {same['previous k-d tree']}"
     )
 
 

@@ -11,34 +11,49 @@ order; offsets are small and centred, which conditions the regression far better
 (the absolute (r, phi, eta) of the neighbours with `relative_targets: false`). Points with fewer than k
 larger-r points have the missing slots masked; MSE is taken over the valid slots only.
 
-Neighbour search (`knnn_indices`): points are taken in slabs of increasing r; each slab queries a periodic
-k-d tree (scipy cKDTree, box size 1 along phi) holding only the points above the slab's lowest r, for about
-2k + 2 candidates, and drops candidates with r <= r_i. A point is settled when it has k valid candidates all
-strictly closer than the farthest candidate returned (so nothing unseen can be closer, ties included), or
-when every larger-r point was seen; unsettled points go round again with twice as many candidates.
-`knnn_indices_torch` does the same search as blocked dense distances + top-k on any torch device (for
-device-side targets), and `knnn_brute_force` is the O(n^2) reference the tests compare both with.
+Neighbour search: `scaling.objectives.neighbours` (an exact r-sorted block search on the CPU, checked against
+the O(n^2) reference `knnn_brute_force`; `knnn_indices_torch` for device-side targets).
 """
 
 from __future__ import annotations
 
 import numpy as np
 import torch
-from scipy.spatial import cKDTree
 
 from scaling.objectives.base import Objective, register
+from scaling.objectives.neighbours import brute_force_indices, knnn_indices, knnn_indices_torch
 
-# r and eta never wrap (data in [0, 1]); phi wraps with period 1
-_BOX = (4.0, 1.0, 4.0)
-N_SLABS = 8  # r slabs per search round (more: smaller trees but more of them)
+__all__ = [
+    "KnnnObjective",
+    "knnn_brute_force",
+    "knnn_indices",
+    "knnn_indices_torch",
+    "knnn_neighbours",
+    "offset_columns",
+    "pair_offsets",
+]
 
 
 def pair_offsets(pos: np.ndarray, idx: np.ndarray) -> np.ndarray:
     """Offsets (n, k, 3) of neighbours idx (n, k) (-1 = none, zero offset) from each point, phi wrapped."""
-    safe = np.where(idx >= 0, idx, np.arange(pos.shape[0])[:, None])
-    off = pos[safe] - pos[:, None, :]  # (n, k, 3)
-    off[..., 1] = (off[..., 1] + 0.5) % 1.0 - 0.5
-    return off
+    return np.stack(offset_columns(pos, idx), axis=-1)
+
+
+def offset_columns(pos: np.ndarray, idx: np.ndarray) -> list[np.ndarray]:
+    """The (dr, dphi, deta) offsets of `pair_offsets` as three (n, k) float64 arrays.
+
+    Gathers one contiguous column at a time (far cheaper than gathering (n, k, 3) rows); dphi is wrapped
+    into [-0.5, 0.5) as x - floor(x + 0.5). A missing neighbour points at the point itself: offset 0."""
+    n = pos.shape[0]
+    safe = np.where(idx >= 0, idx, np.arange(n)[:, None])
+    cols = []
+    for j in range(3):
+        col = np.ascontiguousarray(pos[:, j], dtype=np.float64)
+        off = col[safe]
+        off -= col[:, None]
+        cols.append(off)
+    cols[1] -= np.floor(cols[1] + 0.5)
+    return cols
 
 
 def knnn_neighbours(pos: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -51,120 +66,10 @@ def knnn_neighbours(pos: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     return idx, dist
 
 
-def knnn_indices(pos: np.ndarray, k: int) -> np.ndarray:
-    """The indices part of `knnn_neighbours` (pos float64)."""
-    n = pos.shape[0]
-    idx = np.full((n, k), -1, dtype=np.int64)
-    if n < 2:
-        return idx
-    r = pos[:, 0]
-    n_larger = n - np.searchsorted(np.sort(r), r, side="right")
-    todo = np.flatnonzero(n_larger > 0)
-    data = pos.copy()
-    data[:, 1] = np.mod(data[:, 1], 1.0)
-    kq = 2 * k + 2
-    while todo.size:
-        # Points are searched in slabs of increasing r, each against a tree of only the points above the
-        # slab's lowest r: candidates below a point's own r (never targets) are few, so few queries suffice.
-        todo = todo[np.argsort(r[todo], kind="stable")]
-        left = [
-            _settle(data, r, n_larger, slab, k, kq, idx)
-            for slab in np.array_split(todo, max(1, min(N_SLABS, todo.size // (4 * k))))
-        ]
-        todo = np.concatenate(left)
-        kq = 2 * kq
-    return idx
-
-
-def _settle(
-    data: np.ndarray,
-    r: np.ndarray,
-    n_larger: np.ndarray,
-    todo: np.ndarray,
-    k: int,
-    kq: int,
-    idx: np.ndarray,
-) -> np.ndarray:
-    """Query `kq` candidates for the points `todo`, write the settled ones into idx, return the others."""
-    sub = np.flatnonzero(r > r[todo].min())
-    kq = min(kq, sub.size)
-    d, j = cKDTree(data[sub], boxsize=_BOX).query(data[todo], k=kq)
-    d, j = d.reshape(todo.size, kq), sub[j.reshape(todo.size, kq)]
-    valid = r[j] > r[todo][:, None]  # (m, kq)
-    d, j, valid = _order_ties(d, j, valid)
-    rank = np.cumsum(valid, axis=1) - 1
-    n_valid = rank[:, -1] + 1
-    kth = np.take_along_axis(d, _kth_pos(rank, valid, k), 1)[:, 0]  # distance of the k-th valid
-    # Settled: every larger-r point seen, or k valid candidates all strictly inside the searched ball.
-    done = (kq >= sub.size) | (n_valid >= n_larger[todo]) | ((n_valid >= k) & (kth < d[:, -1]))
-    sel = valid & (rank < k) & done[:, None]
-    rows, cols = np.nonzero(sel)
-    idx[todo[rows], rank[rows, cols]] = j[rows, cols]
-    return todo[~done]
-
-
-def _kth_pos(rank: np.ndarray, valid: np.ndarray, k: int) -> np.ndarray:
-    """Column (m, 1) of the k-th valid candidate in each row (0 where there is none)."""
-    hit = valid & (rank == k - 1)
-    return np.argmax(hit, axis=1)[:, None]
-
-
-def _order_ties(d: np.ndarray, j: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, ...]:
-    """Re-sort rows holding exactly equal distances by (distance, index), so ties break like the reference."""
-    tied = np.flatnonzero(np.any(np.diff(d, axis=1) == 0, axis=1))
-    if tied.size:
-        sub_d, sub_j = d[tied], j[tied]
-        order = _row_lexsort(sub_d, sub_j)
-        d[tied] = np.take_along_axis(sub_d, order, 1)
-        j[tied] = np.take_along_axis(sub_j, order, 1)
-        valid[tied] = np.take_along_axis(valid[tied], order, 1)
-    return d, j, valid
-
-
-def _row_lexsort(d: np.ndarray, j: np.ndarray) -> np.ndarray:
-    by_j = np.argsort(j, axis=1, kind="stable")
-    by_d = np.argsort(np.take_along_axis(d, by_j, 1), axis=1, kind="stable")
-    return np.take_along_axis(by_j, by_d, 1)
-
-
-def knnn_indices_torch(pos: torch.Tensor, k: int, block: int = 2048) -> torch.Tensor:
-    """The indices of `knnn_neighbours` by blocked dense distances + top-k on pos's device (n, 3) -> (n, k).
-
-    O(n^2) work but all of it in a few large tensor ops: on a GPU thousands of events per second, on a CPU
-    close to the tree for events of about a thousand points. Exact ties are broken by the device's top-k
-    (not by index as on the tree path)."""
-    n = pos.shape[0]
-    idx = torch.full((n, k), -1, dtype=torch.int64, device=pos.device)
-    kk = min(k, n)
-    if kk == 0:
-        return idx
-    r = pos[:, 0]
-    for start in range(0, n, block):
-        rows = pos[start : start + block]  # [b, 3]
-        off = pos[None, :, :] - rows[:, None, :]  # [b, n, 3]
-        dphi = off[..., 1].abs()
-        dphi = torch.minimum(dphi, 1.0 - dphi)  # periodic phi
-        d2 = off[..., 0].square() + dphi.square() + off[..., 2].square()  # [b, n]
-        d2 = d2.masked_fill(r[None, :] <= rows[:, 0:1], float("inf"))  # only strictly larger r
-        val, j = torch.topk(d2, kk, dim=1, largest=False, sorted=True)  # [b, kk]
-        idx[start : start + rows.shape[0], :kk] = torch.where(torch.isfinite(val), j, -1)
-    return idx
-
-
 def knnn_brute_force(pos: np.ndarray, k: int, block: int = 1024) -> tuple[np.ndarray, np.ndarray]:
-    """O(n^2) reference for `knnn_neighbours` (same distance, same tie order), blocked over rows."""
+    """O(n^2) reference for `knnn_neighbours` (same distance, same tie order)."""
     pos = np.asarray(pos, dtype=np.float64)
-    n = pos.shape[0]
-    idx = np.full((n, k), -1, dtype=np.int64)
-    for start in range(0, n, block):
-        rows = slice(start, min(n, start + block))
-        off = pos[None, :, :] - pos[rows, None, :]  # (b, n, 3)
-        off[..., 1] = (off[..., 1] + 0.5) % 1.0 - 0.5
-        dist = np.sqrt((off**2).sum(-1))
-        dist[pos[None, :, 0] <= pos[rows, None, 0]] = np.inf  # only strictly larger r
-        order = np.argsort(dist, axis=1, kind="stable")[:, :k]  # ties by index
-        found = np.take_along_axis(dist, order, 1) < np.inf
-        idx[rows, : order.shape[1]] = np.where(found, order, -1)
+    idx = brute_force_indices(pos, k, block)
     dist = np.where(idx >= 0, np.linalg.norm(pair_offsets(pos, idx), axis=-1), np.inf)
     return idx, dist
 
@@ -186,16 +91,20 @@ class KnnnObjective(Objective):
         else:
             idx = knnn_indices(pos, self.cfg.k)
         mask = idx >= 0
-        off = pair_offsets(pos, idx)  # (n, k, 3)
-        dist = np.sqrt(np.square(off).sum(-1))  # (n, k)
-        target = off if self.cfg.relative_targets else pos[np.where(mask, idx, 0)]
-        target = np.where(mask[..., None], target, 0.0)
-        n_valid = int(mask.sum())
+        n, k = idx.shape
+        cols = offset_columns(pos, idx)  # 3 x (n, k), zero where masked
+        target = np.empty((n, k, 3), dtype=np.float32)
+        for j, col in enumerate(cols):
+            target[..., j] = col if self.cfg.relative_targets else np.where(mask, pos[:, j][idx], 0.0)
+        sq = cols[0] * cols[0]
+        sq += cols[1] * cols[1]
+        sq += cols[2] * cols[2]  # (n, k) squared distances, 0 where masked
+        n_valid = int(np.count_nonzero(mask))
         # difficulty: mean k-NN distance; proxy: MSE of predicting zero offsets (the trivial predictor).
-        difficulty = float(dist[mask].mean()) if n_valid else 0.0
-        proxy = float((off[mask] ** 2).mean()) if n_valid else 0.0
+        difficulty = float(np.sqrt(sq).sum() / n_valid) if n_valid else 0.0
+        proxy = float(sq.sum() / (3 * n_valid)) if n_valid else 0.0
         return {
-            "target": target.reshape(pos.shape[0], 3 * self.cfg.k).astype(np.float32),
+            "target": target.reshape(n, 3 * k),
             "mask": mask,
             "difficulty": np.asarray(difficulty, dtype=np.float32),
             "proxy": np.asarray(proxy, dtype=np.float32),

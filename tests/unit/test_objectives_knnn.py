@@ -34,6 +34,49 @@ def test_matches_brute_force_on_random_events(n: int, k: int) -> None:
     np.testing.assert_allclose(dist, ref_dist)
 
 
+def _tracks(rng: np.random.Generator, n_tracks: int) -> np.ndarray:
+    """TPC-like clustered points: tracks over 48 layers (equal r per layer) plus uniform noise."""
+    layers = np.linspace(0.0, 1.0, 48)
+    pts = [rng.random((n_tracks * 4, 3))]
+    for _ in range(n_tracks):
+        phi0, eta = rng.random(2)
+        r = layers[: rng.integers(5, 49)]
+        pts.append(np.stack([r, (phi0 + 0.05 * rng.normal() * r) % 1.0, np.full(r.size, eta)], 1))
+    return np.concatenate(pts)
+
+
+@pytest.mark.parametrize(
+    "case",
+    ["tracks", "dense_and_sparse", "phi_seam", "phi_edges_exact", "flat_eta", "few_radii", "duplicates"],
+)
+@pytest.mark.parametrize("k", [1, 30])
+def test_cell_search_matches_brute_force_on_hard_layouts(case: str, k: int) -> None:
+    rng = np.random.default_rng(sum(map(ord, case)))
+    if case == "tracks":
+        pos = _tracks(rng, 40)
+    elif case == "dense_and_sparse":  # one tight cluster inside a sparse event: rounds with growing cells
+        pos = np.concatenate([rng.random((300, 3)), 0.5 + 0.01 * rng.random((500, 3))])
+    elif case == "phi_seam":  # points hugging phi = 0 and phi = 1, neighbours across the seam
+        pos = rng.random((600, 3))
+        pos[:, 1] = np.where(rng.random(600) < 0.5, 0.02 * pos[:, 1], 1.0 - 0.02 * pos[:, 1])
+    elif case == "phi_edges_exact":  # clipped features: phi exactly 0.0 and 1.0
+        pos = rng.random((500, 3))
+        pos[::3, 1] = 0.0
+        pos[1::3, 1] = 1.0
+    elif case == "flat_eta":  # every point at one eta
+        pos = rng.random((400, 3))
+        pos[:, 2] = 0.3
+    elif case == "few_radii":  # 3 radii only: most points have equal-r peers, which never count
+        pos = rng.random((400, 3))
+        pos[:, 0] = rng.integers(0, 3, 400) / 2
+    else:  # exact duplicates: equal distances everywhere
+        pos = np.repeat(np.floor(rng.random((100, 3)) * 8) / 8, 4, axis=0)
+    idx, dist = knnn_neighbours(pos, k)
+    ref, ref_dist = knnn_brute_force(pos, k)
+    assert np.array_equal(idx, ref)
+    np.testing.assert_allclose(dist, ref_dist)
+
+
 def test_ties_break_like_the_reference() -> None:
     # A coarse grid: many exactly equal distances and equal radii.
     pos = np.floor(np.random.default_rng(0).random((300, 3)) * 4) / 4
