@@ -9,7 +9,15 @@ import pytest
 import torch
 
 from scaling.model import ModelConfig, build_model, resolve_model_config
-from scaling.mup import PROBES, build_param_groups, classify_parameter, coordcheck, main, multipliers
+from scaling.mup import (
+    PROBES,
+    build_param_groups,
+    classify_parameter,
+    coord_sizes,
+    coordcheck,
+    main,
+    multipliers,
+)
 
 
 def _cfg(width: int, parameterization: str = "mup") -> ModelConfig:
@@ -65,18 +73,31 @@ def test_head_init_std_scales_as_one_over_width() -> None:
 
 def test_coordcheck_mup_is_flat_and_standard_drifts() -> None:
     widths = [64, 128, 256, 512]
-    table = coordcheck(widths, steps=3, lr=3e-3)
+    table = coordcheck(widths, steps=3, lr=3e-3, seeds=3)
     mup, sp = table["results"]["mup"]["slopes"], table["results"]["standard"]["slopes"]
-    assert set(mup) == set(PROBES)
+    assert set(mup) == set(PROBES) and table["seeds"] == 3
     for kind, slope in mup.items():
         assert abs(slope) < 0.1, f"muP {kind} drifts with width: slope {slope:+.3f}"
     assert max(sp.values()) > 0.3, sp  # standard parameterisation: updates grow with width
+    # where both move, muP drifts far less than the standard parameterisation
+    for kind in ("in_proj", "out_proj", "block", "head"):
+        assert abs(mup[kind]) < 0.5 * abs(sp[kind]), (kind, mup[kind], sp[kind])
+
+
+def test_coordcheck_averages_seeds() -> None:
+    one = coordcheck([32, 64], steps=1, seeds=1)["results"]["mup"]["sizes"]
+    two = coordcheck([32, 64], steps=1, seeds=2)["results"]["mup"]["sizes"]
+    second = coord_sizes(64, "mup", steps=1, seed=1)["out_proj"]
+    expect = [(a + b) / 2 for a, b in zip(one["64"]["out_proj"], second, strict=True)]
+    assert two["64"]["out_proj"] == pytest.approx(expect, rel=1e-6)
 
 
 def test_coordcheck_cli_writes_png_and_json(tmp_path, capsys) -> None:  # noqa: ANN001
-    assert main(["coordcheck", "--widths", "32,64", "--steps", "1", "--out", str(tmp_path)]) == 0
+    args = ["coordcheck", "--widths", "32,64", "--steps", "1", "--seeds", "1", "--out", str(tmp_path)]
+    assert main(args) == 0
     table = json.loads((tmp_path / "coordcheck.json").read_text())
     assert table["widths"] == [32, 64] and len(table["results"]["mup"]["sizes"]["32"]["head"]) == 2
     assert (tmp_path / "coordcheck.png").read_bytes()[:4] == b"\x89PNG"
     assert main(["coordcheck", "--widths", "32,x", "--out", str(tmp_path)]) == 2
+    assert main(["coordcheck", "--widths", "32", "--seeds", "0", "--out", str(tmp_path)]) == 2
     assert "--widths" in capsys.readouterr().err
