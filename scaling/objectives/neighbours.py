@@ -8,13 +8,17 @@ computed by the one helper `_distances` in every search, so the searches agree t
 exact ties by point index (the caller's order); slots past the available neighbours are -1.
 
 `knnn_indices` (the CPU search) is a cell grid, vectorised over the whole event. Points are sorted by r once
-and binned in cells of side >= h in (r, phi, eta), h first the radius of a half-ball holding k points at the
-event's mean density. The queries of one cell (in chunks of <= CHUNK) take as candidates the points of the
-cells next to it (its r layer and the one above, phi and eta +-1; a few contiguous runs of the cell-sorted
-points); chunks with similar candidate counts are padded to one (chunks, CHUNK, candidates) distance array,
-and one partial sort of 64-bit keys packing (distance, index) gives each row's k nearest. A point is settled
-when its k-th distance is within the ball around it that the searched cells contain (every point outside is
-farther), or when they held all its larger-r points; the others go round again with cells twice as large.
+and binned in cells of side >= h / SUB in (r, phi, eta), h first the radius of a half-ball holding k points at
+the event's mean density. The queries of one cell (in chunks of <= CHUNK) take as candidates the points of the
+cells within SUB cells of theirs (their r layer and SUB above; phi periodic; a few contiguous runs of the
+cell-sorted points); chunks with similar counts are padded to one (chunks, queries, candidates) distance
+array, and one partial sort of 64-bit keys packing (distance, index) gives each row's k nearest. A point is
+settled when its k-th distance is within the ball around it that the searched cells contain (every point
+outside is farther), or when they held all its larger-r points. The others go round again with h raised to
+cover most of their k-th distances so far (an upper bound of the true ones). On simulated TPC events this is
+~500 distance pairs per point, about 1.5-2x faster than periodic k-d trees over r slabs (which must discard
+the smaller-r half of their answers). Cost is quadratic inside one cell: a cluster of m points much denser
+than the event average costs ~m^2 pairs (a few thousand points in one cell: seconds).
 
 Keys: the distance's float64 bit pattern (monotone for d >= 0) with its low `b` bits replaced by the index
 (b = bits of n - 1); rows whose first k + 1 keys share a truncated distance (exact ties, or distances equal to
@@ -31,6 +35,8 @@ CHUNK = 8  # query points of one cell per row block of the distance array
 N_GROUPS = 8  # chunks padded together by candidate count (fewer: more padding, more: more calls)
 SUB = 2  # cells of side h / SUB; a query's cells reach SUB cells (>= h) around its own
 H_SCALE = 1.0  # first cell side in units of the radius of a half-ball holding k points
+MAX_PAIRS = 1 << 21  # (query, candidate) pairs per distance array: 16 MiB of float64
+NEXT_QUANTILE = 0.9  # later rounds: cells for this fraction of the unsettled points' k-th distances
 _MARGIN = 1e-6  # relative shrinking of a settled radius: covers key truncation and rounding
 
 
@@ -72,8 +78,11 @@ def knnn_indices(pos: np.ndarray, k: int) -> np.ndarray:
     h = H_SCALE * (3.0 * k / (2.0 * np.pi * density)) ** (1.0 / 3.0)  # half-ball holding k points
     todo = np.flatnonzero(first < n)
     while todo.size:
-        todo = grid.search(todo, h)
-        h *= 2.0
+        todo, kth = grid.search(todo, h)
+        # Next cells: large enough for most of the unsettled points' k-th distances found so far (an upper
+        # bound of the true one), at least 1.25 h; twice h when none found k candidates yet.
+        known = kth[np.isfinite(kth)]
+        h = max(h * 1.25, float(np.quantile(known, NEXT_QUANTILE)) if known.size else 2.0 * h)
     return idx
 
 
@@ -104,8 +113,9 @@ class _Grid:
         ijk = np.floor((self.ps - self.lo * [1, 0, 1]) / side).astype(np.int64)
         return count, side, np.minimum(np.maximum(ijk, 0), count - 1)
 
-    def search(self, todo: np.ndarray, h: float) -> np.ndarray:
-        """Settle what the cells of side >= h can of the query positions `todo`; return the unsettled."""
+    def search(self, todo: np.ndarray, h: float) -> tuple[np.ndarray, np.ndarray]:
+        """Settle what the cells of side >= h can of the query positions `todo`; return the unsettled ones
+        and their k-th distance so far (inf where fewer than k candidates were seen)."""
         count, side, ijk = self.cells(h)
         n_r, n_p, n_e = (int(c) for c in count)
         cell = (ijk[:, 0] * n_p + ijk[:, 1]) * n_e + ijk[:, 2]
@@ -124,16 +134,19 @@ class _Grid:
         left = []
         # groups of similar (queries, candidates) counts, so little of each padded array is padding
         by_size = np.lexsort((n_cand, sizes > CHUNK // 2))
-        for grp in np.array_split(by_size, min(N_GROUPS, heads.size)):
-            q = _pad_rows(tq, heads[grp], sizes[grp])  # (g, b) query positions, -1 = padding
-            c = _pad_runs(by_cell, run_lo[grp], run_len[grp])  # (g, m) candidate positions, -1 = padding
-            left.append(self.settle(q, c, hc[grp], count, side))
-        return np.concatenate(left)
+        for group in np.array_split(by_size, min(N_GROUPS, heads.size)):
+            step = max(1, MAX_PAIRS // int(sizes[group].max() * max(1, n_cand[group].max())))
+            for grp in np.array_split(group, -(-group.size // step)):  # bounded memory on dense clusters
+                q = _pad_rows(tq, heads[grp], sizes[grp])  # (g, b) query positions, -1 = padding
+                c = _pad_runs(by_cell, run_lo[grp], run_len[grp])  # (g, m) candidate positions, -1 = padding
+                left.append(self.settle(q, c, hc[grp], count, side))
+        return np.concatenate([q for q, _ in left]), np.concatenate([d for _, d in left])
 
     def settle(
         self, q: np.ndarray, c: np.ndarray, hc: np.ndarray, count: np.ndarray, side: np.ndarray
-    ) -> np.ndarray:
-        """Write the settled rows of queries q (g, CHUNK) against candidates c (g, m); return the others."""
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Write the settled rows of queries q (g, b) against candidates c (g, m); return the others and
+        their k-th distance so far."""
         k, cols = self.k, self.cols
         dist = _distances(*(x[q][:, :, None] for x in cols), *(x[c][:, None, :] for x in cols))  # (g, b, m)
         fq = np.where(q >= 0, self.first[q], self.n)  # (g, b)
@@ -161,7 +174,8 @@ class _Grid:
         got = (top[rows][:, :kk] & self.low).astype(np.int64)
         got[np.arange(kk)[None, :] >= n_valid[rows][:, None]] = -1
         self.idx[self.order[q[rows]].astype(np.int64), :kk] = got
-        return q[live & ~settled]
+        rest = live & ~settled
+        return q[rest], np.where(n_valid >= k, kth, np.inf)[rest]
 
     def inside(self, q: np.ndarray, hc: np.ndarray, count: np.ndarray, side: np.ndarray) -> np.ndarray:
         """Radius (g, b) of the ball around each query inside its searched cells (inf where unbounded)."""

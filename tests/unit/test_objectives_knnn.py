@@ -203,3 +203,11 @@ def test_torch_backend_matches_the_reference(n: int) -> None:
     np.testing.assert_allclose(tree["target"], dense["target"])
     with pytest.raises(ValueError, match="objective.target_backend"):
         ObjectiveConfig(target_backend="faiss")
+
+
+def test_distance_arrays_split_under_a_small_memory_bound(monkeypatch: pytest.MonkeyPatch) -> None:
+    from scaling.objectives import neighbours
+
+    pos = _tracks(np.random.default_rng(9), 20)
+    monkeypatch.setattr(neighbours, "MAX_PAIRS", 64)  # every chunk in an array of its own
+    assert np.array_equal(knnn_neighbours(pos, 30)[0], knnn_brute_force(pos, 30)[0])
