@@ -16,9 +16,11 @@ array, and one partial sort of 64-bit keys packing (distance, index) gives each 
 settled when its k-th distance is within the ball around it that the searched cells contain (every point
 outside is farther), or when they held all its larger-r points. The others go round again with h raised to
 cover most of their k-th distances so far (an upper bound of the true ones). On simulated TPC events this is
-~500 distance pairs per point, about 1.5-2x faster than periodic k-d trees over r slabs (which must discard
-the smaller-r half of their answers). Cost is quadratic inside one cell: a cluster of m points much denser
-than the event average costs ~m^2 pairs (a few thousand points in one cell: seconds).
+~500 distance pairs per point and 1.2-1.8x faster than periodic k-d trees over r slabs (which must discard
+the smaller-r half of their answers; benchmarks/bench_inputs_knnn.py). Its cost is now spread over many
+small numpy calls and the distance arrays alike (a float32 pre-screen of the distances measured no
+faster). Cost is quadratic inside one cell: a cluster of m points much denser than the event average costs
+~m^2 pairs (a few thousand points in one cell: seconds).
 
 Keys: the distance's float64 bit pattern (monotone for d >= 0) with its low `b` bits replaced by the index
 (b = bits of n - 1); rows whose first k + 1 keys share a truncated distance (exact ties, or distances equal to
