@@ -40,7 +40,7 @@ class ObjectiveConfig:
     difficulty_rescaling: bool = doc("weight per-event losses by event difficulty (paper B.7)", default=True)
     difficulty_bins: int = doc("number of equal-frequency difficulty bins", default=10)
     target_backend: str = doc(
-        "k-NNN search: tree (scipy k-d tree, CPU) or torch (blocked dense top-k on target_device)",
+        "k-NNN search: tree (exact CPU cell-grid search, objectives/neighbours.py) or torch (dense top-k)",
         default="tree",
     )
     target_device: str = doc("device of the torch target backend (cpu, cuda)", default="cpu")
