@@ -115,6 +115,8 @@ def _row_lexsort(d: np.ndarray, j: np.ndarray) -> np.ndarray:
     return np.take_along_axis(by_j, by_d, 1)
 
 
+REPEATS = 3  # timed passes per method (best kept)
+
 LAYERS_CM = np.concatenate(
     [np.linspace(30.3, 40.0, 16), np.linspace(41.0, 57.0, 16), np.linspace(58.5, 77.5, 16)]
 )
@@ -183,7 +185,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--full", action="store_true", help="more events (slower)")
     args = parser.parse_args()
-    n_events, n_brute = (200, 40) if args.full else (40, 10)
+    n_events, n_brute = (200, 40) if args.full else (30, 8)
     events, source = bench_events(n_events)
     acc = StatsAccumulator()
     for ev in events:
@@ -207,21 +209,24 @@ def main() -> None:
         f"({n_events / wall:.0f})"
     )
     obj = build_objective(ObjectiveConfig(k=30))
-    rates = {}
-    for name, search in (("cell grid", knnn_indices), ("previous k-d tree", previous_tree_indices)):
-        with search_used(search):
-            prep = lambda: [  # noqa: E731
-                prepare_event(ev, normalizer=norm, serialization="raster", objective=obj) for ev in events
-            ]
-            cpu, wall, samples = timed(prep)
-        rates[name] = n_events / cpu
+    searches = {"cell grid": knnn_indices, "previous k-d tree": previous_tree_indices}
+    best: dict[str, tuple[float, float]] = {}
+    for _ in range(REPEATS):  # interleaved, best of REPEATS: a shared machine's load moves between runs
+        for name, search in searches.items():
+            with search_used(search):
+                prep = lambda: [  # noqa: E731
+                    prepare_event(ev, normalizer=norm, serialization="raster", objective=obj) for ev in events
+                ]
+                cpu, wall, samples = timed(prep)
+            best[name] = min(best.get(name, (cpu, wall)), (cpu, wall))
+    for name, (cpu, wall) in best.items():
         print(
             f"whole pipeline, {name} search: {n_events / cpu:.1f} events/s per core ({n_events / wall:.1f}), "
             f"{1e3 * cpu / n_events:.2f} ms/event"
         )
     print(
         f"whole pipeline speed-up, cell grid vs previous k-d tree: "
-        f"{rates['cell grid'] / rates['previous k-d tree']:.2f}x; goal >= 250 events/s per core"
+        f"{best['previous k-d tree'][0] / best['cell grid'][0]:.2f}x; goal >= 250 events/s per core"
     )
     compare_searches([s.features[:, 1:].astype(np.float64) for s in samples[:n_brute]])
 
@@ -234,10 +239,14 @@ def compare_searches(pos: list[np.ndarray]) -> None:
         "torch dense": lambda p: knnn_indices_torch(torch.from_numpy(p), 30).numpy(),
         "brute force": lambda p: brute_force_indices(p, 30),
     }
-    ms, results = {}, {}
-    for name, fn in searches.items():
-        cpu, _, results[name] = timed(lambda fn=fn: [fn(p) for p in pos])
-        ms[name] = 1e3 * cpu / len(pos)
+    ms: dict[str, float] = {}
+    results = {}
+    for rep in range(REPEATS):
+        for name, fn in searches.items():
+            if name in ("torch dense", "brute force") and rep:
+                continue  # slow references: one pass
+            cpu, _, results[name] = timed(lambda fn=fn: [fn(p) for p in pos])
+            ms[name] = min(ms.get(name, np.inf), 1e3 * cpu / len(pos))
     same = {
         name: all(np.array_equal(a, b) for a, b in zip(results[name], results["brute force"], strict=True))
         for name in ("cell grid", "previous k-d tree")
