@@ -195,11 +195,12 @@ def format_run_name(
     fmt: str, values: dict[str, Any], labels: dict[str, dict[Any, str]], path: Path | str
 ) -> str:
     """`fmt` filled with each axis by leaf name and by dotted name with '_'; `<leaf>_name` is the folder name
-    of a runs_of value (else the value itself). Characters unsafe in a folder name become '-'."""
+    of a runs_of value or of a path value (else the value). Characters unsafe in a folder name become '-'."""
     fields: dict[str, Any] = {}
     for key, value in values.items():
         leaf = key.rsplit(".", 1)[-1]
-        name = labels.get(key, {}).get(value, _token(value))
+        fallback = _token(Path(value).name) if isinstance(value, str) else _token(value)
+        name = labels.get(key, {}).get(value, fallback)
         fields.update({leaf: value, key.replace(".", "_"): value, f"{leaf}_name": name})
     try:
         text = fmt.format(**fields)
