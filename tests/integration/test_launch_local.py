@@ -53,3 +53,34 @@ def test_local_sweep_runs_and_rerun_is_idempotent(tmp_path: Path) -> None:
     assert sweep["executor"] == "local" and set(sweep["runs"]) == {"width16", "width32"}
     again = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=60)
     assert again.stdout.count("skip (completed)") == 2 and "started" not in again.stdout
+
+
+def test_two_rank_run_under_local_executor(tmp_path: Path) -> None:
+    """tasks_per_node: 2 starts two ranks (gloo) that train one run together to completion."""
+    spec = {
+        "name": "mr",
+        "base": str(REPO / "scaling/train/configs/tiny_cpu.yaml"),
+        "overrides": {
+            "data.dataset_dir": str(tmp_path / "data"),
+            "data.simulate_if_missing.train_events": 32,
+            "data.simulate_if_missing.val_events": 8,
+            "data.val_events": 4,
+            "budget.steps": 6,
+            "budget.val_interval": 3,
+        },
+        "axes": {"grid": {"seed": [0]}},
+        "resources": {"default": {"tasks_per_node": 2, "cpus_per_task": 1, "mem_gb": 2, "hours": 0.1}},
+        "site": "local",
+        "runs_dir": str(tmp_path / "runs"),
+    }
+    path = tmp_path / "mr.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    env = {**os.environ, "DS_ACCELERATOR": "cpu", "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, str(REPO / "launch/sweep.py"), str(path), "--executor", "local"]
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=170)
+    run = tmp_path / "runs/mr/seed0"
+    assert done.returncode == 0, done.stdout + done.stderr + (run / "launch.log").read_text()
+    status = json.loads((run / "status.json").read_text())
+    assert status["state"] == "completed" and status["attempts"] == 1
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["world_size"] == 2 and summary["steps"] == 6
