@@ -1,4 +1,5 @@
-"""The local executor (no Slurm): two tiny real runs at once, statuses, an idempotent rerun, auto=local."""
+"""The local executor (no Slurm): two tiny real runs at once, statuses, an idempotent rerun, auto=local, a
+changed config reported and rerun only on request, a 2-rank run."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(400)]
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -53,6 +54,20 @@ def test_local_sweep_runs_and_rerun_is_idempotent(tmp_path: Path) -> None:
     assert sweep["executor"] == "local" and set(sweep["runs"]) == {"width16", "width32"}
     again = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=60)
     assert again.stdout.count("skip (completed)") == 2 and "started" not in again.stdout
+    # the spec changes under completed runs: said per run, nothing reused silently or rerun unasked
+    spec["overrides"]["optimizer.lr"] = 1e-3
+    path.write_text(yaml.safe_dump(spec))
+    changed = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=60)
+    assert changed.stdout.count("completed with a different config: optimizer.lr differs") == 2
+    assert "use --rerun-changed" in changed.stdout and "started" not in changed.stdout
+    assert yaml.safe_load((tmp_path / "runs/loc/width16/config.yaml").read_text())["optimizer"]["lr"] != 1e-3
+    rerun = subprocess.run(
+        [*cmd, "--rerun-changed", "--only", "width16"], env=env, capture_output=True, text=True, timeout=170
+    )
+    assert rerun.returncode == 0 and "rerun afresh" in rerun.stdout, rerun.stdout + rerun.stderr
+    assert yaml.safe_load((tmp_path / "runs/loc/width16/config.yaml").read_text())["optimizer"]["lr"] == 1e-3
+    assert json.loads((tmp_path / "runs/loc/width16/status.json").read_text())["state"] == "completed"
+    assert len(list((tmp_path / "runs/loc/.superseded").glob("width16-*"))) == 1
 
 
 def test_two_rank_run_under_local_executor(tmp_path: Path) -> None:
