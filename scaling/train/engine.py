@@ -35,7 +35,7 @@ from scaling.train.loop import (
     EXIT_PREEMPTED,
     RunFailed,
     Totals,
-    check_world_size,
+    plan_resume,
     progress_line,
     rng_state,
     seed_everything,
@@ -45,6 +45,7 @@ from scaling.train.loop import (
 )
 from scaling.train.schedule import apply_lr, group_lrs, lr_factor
 from scaling.train.signals import StopFlag
+from scaling.train.universal import UNIVERSAL, resize_rank_state
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +94,12 @@ class Trainer:
         )
         self.group_names = [g["name"] for g in groups]
         self.multipliers = [g["lr_mult"] for g in groups]
+        self.resume_from, self.universal = plan_resume(
+            self.ckpt_root, self.dist, self.cfg.deepspeed.zero_stage, self.run_dir
+        )
         ds_cfg = build_deepspeed_config(self.cfg, world_size=self.dist.world_size, on_gpu=on_gpu)
+        if self.universal:  # another world size: re-partition the per-parameter states on load
+            ds_cfg["checkpoint"] = {"load_universal": True}
         self.engine, *_ = deepspeed.initialize(model=model, model_parameters=groups, config=ds_cfg)
         names = [g.get("name") for g in self.engine.optimizer.param_groups]
         if names != self.group_names:  # apply_lr writes the μP LRs by position
@@ -131,21 +137,29 @@ class Trainer:
         )
 
     def _resume(self) -> int | None:
-        folder = ckpt.find_resume(self.ckpt_root)
+        folder = self.resume_from
         if folder is None:
             return None
         meta = ckpt.read_meta(folder)
-        check_world_size(meta, self.dist, folder)
         # ZeRO-3 module states hold empty placeholders; the weights come from the optimizer partitions.
         skip = (lambda src, dst: None) if self.cfg.deepspeed.zero_stage == 3 else None
+        load_dir, tag = (folder, UNIVERSAL) if self.universal else (self.ckpt_root, folder.name)
         self.engine.load_checkpoint(
-            str(self.ckpt_root), tag=folder.name, load_lr_scheduler_states=False, custom_load_fn=skip
+            str(load_dir), tag=tag, load_lr_scheduler_states=False, custom_load_fn=skip
         )
-        state = ckpt.read_rank_state(folder, self.dist.rank)
+        saved = int(meta.get("world_size", self.dist.world_size))
+        if saved == self.dist.world_size:
+            state = ckpt.read_rank_state(folder, self.dist.rank)
+        else:
+            states = [ckpt.read_rank_state(folder, k) for k in range(saved)]
+            state = resize_rank_state(states, n_events=self.source.stream.selected.size,
+                                      rank=self.dist.rank, world_size=self.dist.world_size)  # fmt: skip
+            log.warning("world size %d -> %d: data position carried over by epoch progress", saved,
+                        self.dist.world_size)  # fmt: skip
         self.source.load_state_dict(state["data"])
         set_rng_state(state["rng"])
         self.totals = Totals(**meta["totals"])
-        log.info("resumed from %s", folder)
+        log.info("resumed from %s%s", folder, " (universal)" if self.universal else "")
         return int(meta["step"])
 
     # ------------------------------------------------------------------ collectives

@@ -98,13 +98,28 @@ def write_run_info(cfg: TrainConfig, run_dir: Path, dist: DistEnv, device_name: 
     write_json_atomic(run_dir / "environment.json", ledger.environment_info(dist.world_size, device_name))
 
 
-def check_world_size(meta: dict[str, Any], dist: DistEnv, folder: Path) -> None:
-    saved = int(meta.get("world_size", dist.world_size))
-    if saved != dist.world_size:
-        raise RunFailed(
-            f"{folder}: saved with world size {saved}, resumed with {dist.world_size}; resume with "
-            f"{saved} processes (the data cursor and ZeRO partitions are per rank)"
-        )
+def plan_resume(root: Path, dist: DistEnv, zero_stage: int, run_dir: Path) -> tuple[Path | None, bool]:
+    """(newest complete checkpoint or None, whether it loads through its universal copy).
+
+    ZeRO partitions are per rank: another world size (or stage) needs the universal copy, except between
+    stage-0 checkpoints, which hold the whole optimizer state in one file."""
+    from scaling.train import checkpoint as ckpt
+    from scaling.train.universal import has_universal
+
+    folder = ckpt.find_resume(root)
+    if folder is None:
+        return None, False
+    meta = ckpt.read_meta(folder)
+    saved, saved_stage = int(meta.get("world_size", dist.world_size)), int(meta.get("zero_stage", zero_stage))
+    if saved_stage == zero_stage and (saved == dist.world_size or zero_stage == 0):
+        return folder, False
+    if zero_stage > 0 and saved_stage > 0 and has_universal(folder):
+        return folder, True
+    raise RunFailed(
+        f"{folder}: saved with world size {saved} (ZeRO stage {saved_stage}), resumed with "
+        f"{dist.world_size} (ZeRO stage {zero_stage}); convert it once with `python -m "
+        f"scaling.train.universal {run_dir}` and resume, or resume with {saved} processes and that stage"
+    )
 
 
 def progress_line(step: int, total: int, loss: float, tokens_per_s: float, elapsed_s: float) -> str:
