@@ -61,13 +61,25 @@ class DistEnv:
             return cls(rank=int(env["SLURM_PROCID"]), world_size=int(env["SLURM_NTASKS"]),
                        local_rank=int(env.get("SLURM_LOCALID", 0)), master_addr=master,
                        master_port=port, launcher="slurm")  # fmt: skip
-        return cls()
+        # One process rendezvous with itself: MASTER_PORT if given, else a port free now, so two single-process
+        # trainings on one machine never both take 29500 (EADDRINUSE in the second).
+        port = int(env["MASTER_PORT"]) if "MASTER_PORT" in env else free_port()
+        return cls(master_port=port)
 
     def export(self, environ: MutableMapping[str, str]) -> None:
         """Write the torch.distributed variables (what deepspeed.init_distributed reads)."""
         environ.update({"RANK": str(self.rank), "WORLD_SIZE": str(self.world_size),
                         "LOCAL_RANK": str(self.local_rank), "MASTER_ADDR": self.master_addr,
                         "MASTER_PORT": str(self.master_port)})  # fmt: skip
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port nobody listens on at this moment (the kernel's pick for port 0)."""
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
 
 
 def expand_nodelist(nodelist: str) -> list[str]:

@@ -12,7 +12,7 @@ from scaling.config import ConfigError, to_dict
 from scaling.train.__main__ import main
 from scaling.train.config import TrainConfig, accumulation_steps, budget_checkpoint_steps, load_train_config
 from scaling.train.deepspeed_config import build_deepspeed_config
-from scaling.train.dist import DistEnv, expand_nodelist, first_host
+from scaling.train.dist import DEFAULT_PORT, DistEnv, expand_nodelist, first_host
 from scaling.train.ledger import mfu, peak_flops, truncate_metrics
 from scaling.train.schedule import apply_lr, group_lrs, lr_factor
 
@@ -82,9 +82,27 @@ def test_distenv_from_each_launcher() -> None:
     )
     assert (mpi.rank, mpi.world_size, mpi.launcher) == (2, 3, "mpi")
     assert DistEnv.from_environ({}).world_size == 1
+    assert DistEnv.from_environ({"MASTER_PORT": "4321"}).master_port == 4321
     env: dict[str, str] = {}
     sl.export(env)
     assert env["RANK"] == "5" and env["MASTER_ADDR"] == "gpu12" and env["WORLD_SIZE"] == "8"
+
+
+def test_single_process_port_is_free_even_when_the_default_port_is_taken() -> None:
+    """Two single-process trainings on one machine used to both take 29500; the second died with EADDRINUSE."""
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as held:
+        held.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            held.bind(("127.0.0.1", DEFAULT_PORT))
+        except OSError:
+            pass  # something else holds it already: the same situation
+        held.listen()
+        port = DistEnv.from_environ({}).master_port
+        assert port != DEFAULT_PORT
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            probe.bind(("127.0.0.1", port))  # raises if the chosen port were in use
 
 
 def test_lr_schedule_cases() -> None:
