@@ -4,8 +4,10 @@ Each Slurm task runs one rank of `python -m scaling.train <run>/config.yaml --ru
 process; the SLURM_* variables it inherits are all the trainer needs to find its rank. On preemption or at the
 time limit Slurm sends USR2 to every process of the step; submitit calls `TrainJob.checkpoint` in rank 0,
 which forwards the signal to its child, waits until the trainer has saved a checkpoint and exited (code 3),
-and only then lets submitit requeue the job. The requeued job starts the trainer again, which resumes from the
-newest complete checkpoint: nothing but the run directory's path is pickled.
+and only then lets submitit requeue the job. Where preemption sends SIGTERM instead (submitit ignores it), the
+trainer checkpoints and exits 3 all the same and `TrainJob` requeues the job with `scontrol requeue`. The
+requeued job starts the trainer again, which resumes from the newest complete checkpoint: nothing but the run
+directory's path is pickled.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from launch.spec import TRAIN_ENTRY, ExecutorConfig, RunPlan
 log = logging.getLogger(__name__)
 EXIT_PREEMPTED = 3
 CHECKPOINT_WAIT_S = 600.0
+REQUEUE_WAIT_S = 300.0
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -85,9 +88,28 @@ class TrainJob(submitit.helpers.Checkpointable):
         self._proc = None
         if code == 0:
             return 0
+        if code == EXIT_PREEMPTED and os.environ.get("SLURM_JOB_ID"):
+            self._requeue_after_term(run_dir)
         if _rank() == 0 and code not in (2, 4, EXIT_PREEMPTED):
             update_status(run_dir, state="failed", exit_code=code, reason=f"trainer exited with code {code}")
         raise RuntimeError(f"{run_dir}: trainer exited with code {code} (see status.json)")
+
+    def _requeue_after_term(self, run_dir: Path) -> None:
+        """The trainer checkpointed on a signal submitit never saw: SIGTERM, which Slurm sends on preemption at
+        sites without `preempt_send_user_signal` (submitit bypasses it). Requeue the job ourselves (rank 0), or it
+        would end FAILED with its checkpoint unused, then wait for Slurm to stop this task."""
+        job = os.environ["SLURM_JOB_ID"]
+        if _rank() == 0:
+            update_status(run_dir, state="preempted")
+            done = subprocess.run(["scontrol", "requeue", job], capture_output=True, text=True, timeout=60)
+            if done.returncode != 0:
+                log.error("%s: scontrol requeue %s failed: %s", run_dir, job, done.stderr.strip())
+                return
+            log.warning("%s: trainer checkpointed on a preemption signal; requeued job %s", run_dir, job)
+        deadline = time.time() + REQUEUE_WAIT_S
+        while time.time() < deadline:  # Slurm kills this task as it requeues the job
+            time.sleep(1.0)
+        log.error("%s: job %s still running %.0f s after its requeue", run_dir, job, REQUEUE_WAIT_S)
 
     def checkpoint(self, *args: Any, **kwargs: Any) -> submitit.helpers.DelayedSubmission:
         """Forward the signal and wait for the trainer's own checkpoint before submitit requeues."""

@@ -9,6 +9,10 @@ job's `--signal` (USR2) at once; submitit calls `TrainJob.checkpoint`, the train
 and exits 3, submitit requeues the job (same job id) before the partition's GraceTime runs out, the high job
 runs, and the requeued job resumes from the checkpoint. The unpreempted reference is the same run on this
 machine without Slurm, started at the same time; losses must agree bit for bit.
+
+The second case leaves `preempt_send_user_signal` out, as many sites do: preempted tasks get SIGTERM, which
+submitit ignores. The trainer checkpoints on it and exits 3, and `TrainJob` requeues the job itself with
+`scontrol requeue` before GraceTime ends (else the job would end FAILED with its checkpoint unused).
 """
 
 from __future__ import annotations
@@ -33,17 +37,22 @@ STEPS = 40
 TRIGGER_STEP = 8  # past the first checkpoint (interval 5), well before the end
 
 
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    folder = tmp_path_factory.mktemp("slurm-preempt")
+@pytest.fixture(scope="module", params=["USER", "TERM"])
+def cluster(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """USER: preemption sends the job's --signal (USR2, submitit's); TERM: Slurm's default SIGTERM."""
+    folder = tmp_path_factory.mktemp(f"slurm-preempt-{request.param.lower()}")
     script = REPO / "tests/slurm/cluster.sh"
-    subprocess.run(["bash", str(script), "start", str(folder)], check=True, capture_output=True, timeout=60)
+    start_env = {**os.environ, "SLURM_TEST_PREEMPT_SIGNAL": request.param}
+    subprocess.run(
+        ["bash", str(script), "start", str(folder)], check=True, capture_output=True, timeout=60, env=start_env
+    )
     env = {
         **os.environ,
         "SLURM_CONF": str(folder / "slurm.conf"),
         "PATH": f"{folder / 'bin'}:{os.environ['PATH']}",
         "DS_ACCELERATOR": "cpu",
         "OMP_NUM_THREADS": "1",
+        "PREEMPT_SIGNAL": request.param,
     }
     yield env
     subprocess.run(["bash", str(script), "stop", str(folder)], check=False, timeout=60)
@@ -118,12 +127,12 @@ def wait_for(predicate: Callable[[], Any], timeout_s: float, poll_s: float = 0.1
     raise AssertionError(f"condition not met in {timeout_s:.0f} s")
 
 
-def signal_time(job_folder: Path) -> float | None:
-    """When submitit's handler caught the preemption signal (its log line's local timestamp)."""
+def signal_time(job_folder: Path, how: str) -> float | None:
+    """When submitit's handler caught the preemption signal (its log line's local timestamp): USR2 handled as a
+    preemption, or SIGTERM bypassed (the trainer acts on it and TrainJob requeues)."""
+    line = "Caught signal SIGUSR2 .*preempted" if how == "USER" else "Bypassing signal SIGTERM"
     for path in job_folder.glob("*_log.err"):
-        found = re.search(
-            r"\((\d{4}-\d\d-\d\d [\d:,]+)\) - Caught signal SIGUSR2 .*preempted", path.read_text()
-        )
+        found = re.search(r"\((\d{4}-\d\d-\d\d [\d:,]+)\) - " + line, path.read_text())
         if found:
             return datetime.strptime(found.group(1), "%Y-%m-%d %H:%M:%S,%f").timestamp()
     return None
@@ -197,13 +206,15 @@ def test_partition_preemption_requeues_resumes_and_matches_unpreempted(cluster, 
     assert job["JobState"] == "COMPLETED" and job["Restarts"] == "1", job
     assert high["JobState"] == "COMPLETED" and high["StartTime"] <= job["StartTime"], (high, job)
     job_folder = tmp_path / "runs/part/.submitit" / job_id
-    t_signal = signal_time(job_folder)
+    t_signal = signal_time(job_folder, cluster["PREEMPT_SIGNAL"])
     assert t_signal is not None, "submitit never saw the preemption signal (a timeout or a kill instead)"
 
     # resumed from the checkpoint taken on the signal: nothing lost, no step logged twice
     saved = got["checkpoint_step"]
     assert 0 < saved < STEPS and got["step_written_before_requeue"] == saved
     log_text = "".join(p.read_text() for p in job_folder.glob("*_log.err"))
+    if cluster["PREEMPT_SIGNAL"] == "TERM":
+        assert f"requeued job {job_id}" in log_text
     assert f"resumed from {run_dir}/checkpoints/step-{saved:08d}" in log_text
     train, want = rows(run_dir, "train"), rows(ref_dir, "train")
     assert [r["step"] for r in train] == list(range(1, STEPS + 1))
@@ -225,5 +236,6 @@ def test_partition_preemption_requeues_resumes_and_matches_unpreempted(cluster, 
         "resumed_to_done_s": round(t_done - got["t_resumed"], 1),
         "reference_extra_wait_s": round(time.time() - t_done, 1),
     }
+    figures["preemption_signal"] = cluster["PREEMPT_SIGNAL"]
     print(json.dumps(figures))
     (tmp_path / "figures.json").write_text(json.dumps(figures))
