@@ -11,7 +11,7 @@ order; offsets are small and centred, which conditions the regression far better
 (the absolute (r, phi, eta) of the neighbours with `relative_targets: false`). Points with fewer than k
 larger-r points have the missing slots masked; MSE is taken over the valid slots only.
 
-Neighbour search: `scaling.objectives.neighbours` (an exact r-sorted block search on the CPU, checked against
+Neighbour search: `scaling.objectives.neighbours` (an exact compiled grid search on the CPU, checked against
 the O(n^2) reference `knnn_brute_force`; `knnn_indices_torch` for device-side targets).
 """
 
@@ -21,7 +21,12 @@ import numpy as np
 import torch
 
 from scaling.objectives.base import Objective, register
-from scaling.objectives.neighbours import brute_force_indices, knnn_indices, knnn_indices_torch
+from scaling.objectives.neighbours import (
+    brute_force_indices,
+    gather_offsets,
+    knnn_indices,
+    knnn_indices_torch,
+)
 
 __all__ = [
     "KnnnObjective",
@@ -92,13 +97,9 @@ class KnnnObjective(Objective):
             idx = knnn_indices(pos, self.cfg.k)
         mask = idx >= 0
         n, k = idx.shape
-        cols = offset_columns(pos, idx)  # 3 x (n, k), zero where masked
         target = np.empty((n, k, 3), dtype=np.float32)
-        for j, col in enumerate(cols):
-            target[..., j] = col if self.cfg.relative_targets else np.where(mask, pos[:, j][idx], 0.0)
-        sq = cols[0] * cols[0]
-        sq += cols[1] * cols[1]
-        sq += cols[2] * cols[2]  # (n, k) squared distances, 0 where masked
+        sq = np.empty((n, k), dtype=np.float64)  # squared offsets, 0 where masked
+        gather_offsets(np.ascontiguousarray(pos), idx, bool(self.cfg.relative_targets), target, sq)
         n_valid = int(np.count_nonzero(mask))
         # difficulty: mean k-NN distance; proxy: MSE of predicting zero offsets (the trivial predictor).
         difficulty = float(np.sqrt(sq).sum() / n_valid) if n_valid else 0.0

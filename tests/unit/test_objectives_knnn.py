@@ -205,9 +205,26 @@ def test_torch_backend_matches_the_reference(n: int) -> None:
         ObjectiveConfig(target_backend="faiss")
 
 
-def test_distance_arrays_split_under_a_small_memory_bound(monkeypatch: pytest.MonkeyPatch) -> None:
-    from scaling.objectives import neighbours
+def test_dense_cluster_and_outer_points_search_exactly_and_fast_enough() -> None:
+    """A cluster far denser than the event (the grid's quadratic case) and points with fewer than k larger-r
+    points (searched everywhere at once) still match the reference, in bounded time."""
+    import time
 
-    pos = _tracks(np.random.default_rng(9), 20)
-    monkeypatch.setattr(neighbours, "MAX_PAIRS", 64)  # every chunk in an array of its own
-    assert np.array_equal(knnn_neighbours(pos, 30)[0], knnn_brute_force(pos, 30)[0])
+    rng = np.random.default_rng(9)
+    pos = np.concatenate([_tracks(rng, 30), 0.4 + 0.002 * rng.random((3000, 3))])
+    t0 = time.process_time()
+    idx, _ = knnn_neighbours(pos, 30)
+    assert time.process_time() - t0 < 20.0  # ~0.1 s; seconds would mean the cluster went quadratic per round
+    assert np.array_equal(idx, knnn_brute_force(pos, 30)[0])
+    assert (idx[np.argmax(pos[:, 0])] == -1).all()
+
+
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [(np.nan, "point 3 has a non-finite coordinate"), (1.5, "phi must be normalised to")],
+)
+def test_bad_positions_are_named(bad: float, message: str) -> None:
+    pos = np.random.default_rng(0).random((10, 3))
+    pos[3, 1] = bad
+    with pytest.raises(ValueError, match=message):
+        knnn_neighbours(pos, 5)
