@@ -10,6 +10,7 @@ Documented behaviour on bad input (each a `ValueError` with one line naming the 
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Iterator
@@ -127,12 +128,18 @@ def save_predictions(path: Path, data: LabelledSplit, preds: list[np.ndarray], n
 
 
 def _status(out_dir: Path, state: str, reason: str | None = None, exit_code: int | None = None) -> None:
-    """status.json in the run-directory contract's fields (exit codes: 0 done, 2 bad input, 4 run time)."""
-    write_json_atomic(
-        out_dir / "status.json",
-        {"state": state, "attempts": 1, "reason": reason, "exit_code": exit_code,
-         "updated": datetime.now(UTC).isoformat(timespec="seconds")},
-    )  # fmt: skip
+    """Merge state into status.json in the run-directory contract's fields (exit codes: 0 done, 2 bad input,
+    4 run time); what the launcher recorded there (attempts, job ids) stays."""
+    path = out_dir / "status.json"
+    try:
+        status = json.loads(path.read_text()) if path.is_file() else {}
+    except (OSError, ValueError):
+        status = {}  # unreadable: rewritten whole
+    status = status if isinstance(status, dict) else {}
+    status.update(state=state, reason=reason, exit_code=exit_code,
+                  updated=datetime.now(UTC).isoformat(timespec="seconds"))  # fmt: skip
+    status.setdefault("attempts", 1)
+    write_json_atomic(path, status)
 
 
 def run_downstream(cfg: DownstreamConfig, out_dir: Path) -> dict[str, Any]:

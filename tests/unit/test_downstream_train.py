@@ -124,3 +124,22 @@ def test_tracking_trains_on_cuda() -> None:
     fit = train_adapter(model, _split(4, 6), cfg)
     assert np.isfinite(fit["loss_last"])
     assert len(predict(model, _split(2, 7), cfg)) == 2
+
+
+def test_downstream_status_merges_what_the_launcher_recorded(tmp_path) -> None:
+    """A downstream run under the launcher keeps its job ids and attempts in status.json."""
+    import json
+
+    from analysis.downstream.run import _status
+
+    (tmp_path / "status.json").write_text(
+        json.dumps({"state": "submitted", "attempts": 2, "job_ids": ["41", "42"]})
+    )
+    _status(tmp_path, "running")
+    _status(tmp_path, "failed", reason="bad split", exit_code=2)
+    got = json.loads((tmp_path / "status.json").read_text())
+    assert got["job_ids"] == ["41", "42"] and got["attempts"] == 2
+    assert (got["state"], got["reason"], got["exit_code"]) == ("failed", "bad split", 2)
+    (tmp_path / "status.json").write_text("{cut off")
+    _status(tmp_path, "running")
+    assert json.loads((tmp_path / "status.json").read_text())["state"] == "running"
