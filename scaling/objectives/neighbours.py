@@ -8,16 +8,17 @@ computed in the same operation order by every search here, so they agree to the 
 by point index (the caller's order); slots past the available neighbours are -1.
 
 `knnn_indices` (the CPU search) is one compiled pass (numba) over the event. Points are binned in a g x g grid
-of (phi, eta) columns, g = sqrt(n / PER_CELL), each column sorted by r. A query visits columns ring by ring
-around its own, skips a column whose (phi, eta) box lies farther than its current k-th distance, and scans a
-column upwards from the first larger r, stopping once dr alone exceeds that distance; a bounded max-heap keeps
-the k best (distance, index) pairs. Only neighbours within a radius h are taken (h first twice the radius of a
-half-ball holding k points at the event's mean density); a query left with fewer than k inside h goes again
-with 2h, and a point with at most k larger-r points searches everything at once. On simulated TPC events a
-query computes ~100 distances in ~10 columns and offers ~55 of them to the heap; the heap's data-dependent
-branches are most of its time (filling without replacing runs 2.7x faster). It is 5-6x the earlier k-d tree
-search and 25x brute force (benchmarks/bench_inputs_knnn.py). Cost grows with the points inside one column's r
-window: a cluster of m points far denser than the event costs ~m^2/2 distances (tens of ms at m = 3000).
+of (phi, eta) columns, g = sqrt(n / PER_CELL), each column sorted by r; queries go in column order, then r. A
+query visits columns ring by ring around its own, skips a column whose (phi, eta) box lies farther than its
+current k-th distance, and scans a column upwards from the first larger r, stopping once dr alone exceeds that
+distance; an ascending array of the k best (distance, index) pairs takes each closer point by insertion. Only
+points within a radius h are offered: h is 1.3x the previous query's k-th distance (at most twice the radius
+of a half-ball holding k points at the event's mean density); a query left with fewer than k inside h goes
+again with 2h, and a point with at most k larger-r points searches everything at once. On simulated TPC events
+a query computes ~100 distances in ~10 columns; keeping the best k is about half its time (the insertions'
+data-dependent branches). It is ~6x the earlier k-d tree search and ~30x brute force
+(benchmarks/bench_inputs_knnn.py). Cost grows with the points inside one column's r window: a cluster of m
+points far denser than the event costs ~m^2/2 distances (tens of ms at m = 3000).
 `gather_offsets` turns the indices into targets in the same compiled style.
 
 `brute_force_indices` is the O(n^2) reference, `knnn_indices_torch` the dense top-k on a torch device.
@@ -30,7 +31,8 @@ import numpy as np
 import torch
 
 PER_CELL = 32  # points per (phi, eta) column on average
-H_SCALE = 2.0  # first search radius in units of the radius of a half-ball holding k points
+H_SCALE = 2.0  # largest first search radius, in units of the radius of a half-ball holding k points
+H_NEXT = 1.3  # first search radius in units of the previous query's k-th distance
 _EPS = 1e-12  # absolute slack on every lower bound: covers rounding of cell edges
 
 
@@ -88,7 +90,7 @@ def knnn_indices(pos: np.ndarray, k: int) -> np.ndarray:
     r_span = float(r_sorted[-1] - r_sorted[0])
     h_max = float(np.sqrt(r_span**2 + 0.25 + e_span**2)) * (1.0 + 1e-9) + _EPS  # beyond any pair
     half_ball = (3.0 * k * max(r_span, 1e-6) * e_span / (2.0 * np.pi * n)) ** (1.0 / 3.0)
-    _grid_search(r, p, e, col, order, r[order], start, n_larger, k, g, e_lo, e_span / g,
+    _grid_search(r, p, e, col, order, r[order], p[order], e[order], start, n_larger, k, g, e_lo, e_span / g,
                  H_SCALE * half_ball, h_max, idx)  # fmt: skip
     return idx
 
@@ -99,42 +101,29 @@ def _before(da, ia, db, ib):  # noqa: ANN001, ANN202
     return da < db or (da == db and ia < ib)
 
 
-@numba.njit(cache=True, nogil=True)
-def _sift_down(hd, hj, size, t):  # noqa: ANN001, ANN202
-    """Restore the max-heap on (distance, index) below slot t (the root is the current k-th neighbour)."""
-    d, j = hd[t], hj[t]
-    while True:
-        c = 2 * t + 1
-        if c >= size:
-            break
-        if c + 1 < size and _before(hd[c], hj[c], hd[c + 1], hj[c + 1]):
-            c += 1
-        if not _before(d, j, hd[c], hj[c]):
-            break
-        hd[t], hj[t] = hd[c], hj[c]
-        t = c
-    hd[t], hj[t] = d, j
-
-
 @numba.njit(cache=True, nogil=True, inline="always")
 def _offer(d, j, m, k, hd, hj):  # noqa: ANN001, ANN202
-    """Put (d, j) into the bounded max-heap of size m (< k: append; k: replace the root if better)."""
-    if m < k:
-        hd[m], hj[m] = d, j
+    """Insert (d, j) into the ascending array of size m (bounded at k; the last is the k-th)."""
+    if m == k:
+        if not _before(d, j, hd[k - 1], hj[k - 1]):
+            return m
+        t = k - 1
+    else:
+        t = m
         m += 1
-        if m == k:
-            for t in range(k // 2 - 1, -1, -1):
-                _sift_down(hd, hj, k, t)
-    elif _before(d, j, hd[0], hj[0]):
-        hd[0], hj[0] = d, j
-        _sift_down(hd, hj, k, 0)
+    while t > 0 and _before(d, j, hd[t - 1], hj[t - 1]):
+        hd[t] = hd[t - 1]
+        hj[t] = hj[t - 1]
+        t -= 1
+    hd[t] = d
+    hj[t] = j
     return m
 
 
 @numba.njit(cache=True, nogil=True)
-def _scan_column(lo, end, ri, pi, ei, p, e, order, rs, m, k, hd, hj, h):  # noqa: ANN001, ANN202
-    """Offer the points of one column (sorted positions lo:end) with r > ri and d <= h to the heap of size m;
-    returns the new size. Stops once dr alone exceeds the radius still of interest."""
+def _scan_column(lo, end, ri, pi, ei, ps, es, order, rs, m, k, hd, hj, h):  # noqa: ANN001, ANN202
+    """Offer the points of one column (sorted positions lo:end) with r > ri and d <= h to the best-k array of
+    size m; returns the new size. Stops once dr alone exceeds the radius still of interest."""
     top = end
     while lo < top:  # first position with r strictly larger than ri
         mid = (lo + top) >> 1
@@ -142,31 +131,32 @@ def _scan_column(lo, end, ri, pi, ei, p, e, order, rs, m, k, hd, hj, h):  # noqa
             lo = mid + 1
         else:
             top = mid
-    lim = h if m < k else min(h, hd[0])
+    lim = h if m < k else min(h, hd[k - 1])
+    lim2 = lim * lim * (1.0 + 1e-12)
     for s in range(lo, end):
         dr = rs[s] - ri
         if dr > lim:
             break
-        j = order[s]
         d = dr * dr
-        dp = abs(p[j] - pi)
+        dp = abs(ps[s] - pi)
         dp = min(dp, 1.0 - dp)
         d += dp * dp
-        de = e[j] - ei
+        de = es[s] - ei
         d += de * de
-        if d > lim * lim * (1.0 + 1e-12):  # cheap reject before the square root
+        if d > lim2:  # cheap reject before the square root
             continue
         d = np.sqrt(d)
         if d > lim:
             continue
-        m = _offer(d, j, m, k, hd, hj)
+        m = _offer(d, order[s], m, k, hd, hj)
         if m == k:
-            lim = min(h, hd[0])
+            lim = min(h, hd[k - 1])
+            lim2 = lim * lim * (1.0 + 1e-12)
     return m
 
 
 @numba.njit(cache=True, nogil=True)
-def _grid_search(r, p, e, col, order, rs, start, n_larger, k, g, e_lo, we, h_first, h_max, out):  # noqa: ANN001, ANN202
+def _grid_search(r, p, e, col, order, rs, ps, es, start, n_larger, k, g, e_lo, we, h_first, h_max, out):  # noqa: ANN001, ANN202
     """Fill out[i, :] for every point i (queries in column order: consecutive queries share columns)."""
     n = r.shape[0]
     wp = 1.0 / g
@@ -175,6 +165,7 @@ def _grid_search(r, p, e, col, order, rs, start, n_larger, k, g, e_lo, we, h_fir
     stamp = 0
     hd = np.empty(k, dtype=np.float64)
     hj = np.empty(k, dtype=np.int64)
+    prev_kth = h_first
     for q in range(n):
         i = order[q]
         if n_larger[i] == 0:
@@ -182,12 +173,14 @@ def _grid_search(r, p, e, col, order, rs, start, n_larger, k, g, e_lo, we, h_fir
         ri, pi, ei = r[i], p[i], e[i]
         a0 = col[i] // g
         b0 = col[i] - a0 * g
-        h = h_first if n_larger[i] > k else h_max  # all of a few larger-r points: search everything at once
+        # a radius just above the previous query's k-th distance (a neighbour in the same column) keeps the
+        # offers few; all of a few larger-r points: search everything at once
+        h = min(h_first, H_NEXT * prev_kth) if n_larger[i] > k else h_max
         while True:
             stamp += 1
             m = 0
             for ring in range(g + 1):
-                lim = h if m < k else min(h, hd[0])
+                lim = h if m < k else min(h, hd[k - 1])
                 if (ring - 1) * w_min - _EPS > lim:  # every column of this ring lies farther
                     break
                 for da in range(-ring, ring + 1):
@@ -208,23 +201,19 @@ def _grid_search(r, p, e, col, order, rs, start, n_larger, k, g, e_lo, we, h_fir
                             seen[c] = stamp
                             elo = e_lo + b * we
                             deb = elo - ei if ei < elo else max(ei - elo - we, 0.0)
-                            lim = h if m < k else min(h, hd[0])
+                            lim = h if m < k else min(h, hd[k - 1])
                             if np.sqrt(dpb * dpb + deb * deb) - _EPS <= lim:
                                 m = _scan_column(
-                                    start[c], start[c + 1], ri, pi, ei, p, e, order, rs, m, k, hd, hj, h,
+                                    start[c], start[c + 1], ri, pi, ei, ps, es, order, rs, m, k, hd, hj, h,
                                 )  # fmt: skip
                         db += 1 if (edge or ring == 0) else 2 * ring
-            if (m == k and hd[0] <= h) or h >= h_max:
+            if (m == k and hd[k - 1] <= h) or h >= h_max:
                 break
             h = min(2.0 * h, h_max)  # fewer than k within h: every point inside 2h is found next round
-        for t in range(1, m):  # heap -> ascending (distance, index)
-            d, j, u = hd[t], hj[t], t
-            while u > 0 and _before(d, j, hd[u - 1], hj[u - 1]):
-                hd[u], hj[u] = hd[u - 1], hj[u - 1]
-                u -= 1
-            hd[u], hj[u] = d, j
         for t in range(m):
             out[i, t] = hj[t]
+        if m == k:
+            prev_kth = hd[k - 1]
 
 
 @numba.njit(cache=True, nogil=True)
