@@ -95,10 +95,18 @@ class TrainJob(submitit.helpers.Checkpointable):
         raise RuntimeError(f"{run_dir}: trainer exited with code {code} (see status.json)")
 
     def _requeue_after_term(self, run_dir: Path) -> None:
-        """The trainer checkpointed on a signal submitit never saw: SIGTERM, which Slurm sends on preemption at
-        sites without `preempt_send_user_signal` (submitit bypasses it). Requeue the job ourselves (rank 0), or it
-        would end FAILED with its checkpoint unused, then wait for Slurm to stop this task."""
+        """The trainer checkpointed on a signal submitit never saw: SIGTERM, which Slurm sends on preemption
+        at sites without `preempt_send_user_signal` (submitit bypasses it). While the job still runs (a
+        preemption's grace time), requeue it ourselves (rank 0), or it would end FAILED with its checkpoint
+        unused, then wait for Slurm to stop this task. A job whose batch script was killed or that was
+        cancelled is left to `--resubmit`."""
         job = os.environ["SLURM_JOB_ID"]
+        state = _job_state(job)
+        if state != "RUNNING":  # killed or cancelled (its batch script gone): the run waits for --resubmit
+            log.warning(
+                "%s: trainer stopped on a signal while job %s is %s: not requeued", run_dir, job, state
+            )
+            return
         if _rank() == 0:
             update_status(run_dir, state="preempted")
             done = subprocess.run(["scontrol", "requeue", job], capture_output=True, text=True, timeout=60)
@@ -134,6 +142,18 @@ def _exited(proc: subprocess.Popen) -> bool:
     except OSError:
         return True
     return stat.rsplit(")", 1)[1].split()[0] in ("Z", "X")
+
+
+def _job_state(job: str) -> str:
+    """Slurm's state of a job (RUNNING while a preemption's grace time runs; COMPLETING, CANCELLED, FAILED
+    once its batch script was killed or it was cancelled), or "UNKNOWN"."""
+    try:
+        done = subprocess.run(
+            ["squeue", "-h", "-j", job, "-o", "%T"], capture_output=True, text=True, timeout=30
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return "UNKNOWN"
+    return done.stdout.strip() or "UNKNOWN"
 
 
 def _rank() -> int:

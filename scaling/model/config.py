@@ -108,7 +108,6 @@ def resolve_model_config(cfg: ModelConfig) -> ModelConfig:
         )
     if out.n_heads % out.ngroups:
         raise ValueError(
-            f"model.ngroups={out.ngroups} must divide the number of heads {out.n_heads}; "
-            "change model.ngroups"
+            f"model.ngroups={out.ngroups} must divide the number of heads {out.n_heads}; change model.ngroups"
         )
     return out

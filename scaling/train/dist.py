@@ -61,8 +61,8 @@ class DistEnv:
             return cls(rank=int(env["SLURM_PROCID"]), world_size=int(env["SLURM_NTASKS"]),
                        local_rank=int(env.get("SLURM_LOCALID", 0)), master_addr=master,
                        master_port=port, launcher="slurm")  # fmt: skip
-        # One process rendezvous with itself: MASTER_PORT if given, else a port free now, so two single-process
-        # trainings on one machine never both take 29500 (EADDRINUSE in the second).
+        # One process rendezvous with itself: MASTER_PORT if given, else a port free now, so two
+        # single-process trainings on one machine never both take 29500 (EADDRINUSE in the second).
         port = int(env["MASTER_PORT"]) if "MASTER_PORT" in env else free_port()
         return cls(master_port=port)
 

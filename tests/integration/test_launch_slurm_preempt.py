@@ -43,9 +43,8 @@ def cluster(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
     folder = tmp_path_factory.mktemp(f"slurm-preempt-{request.param.lower()}")
     script = REPO / "tests/slurm/cluster.sh"
     start_env = {**os.environ, "SLURM_TEST_PREEMPT_SIGNAL": request.param}
-    subprocess.run(
-        ["bash", str(script), "start", str(folder)], check=True, capture_output=True, timeout=60, env=start_env
-    )
+    start = ["bash", str(script), "start", str(folder)]
+    subprocess.run(start, check=True, capture_output=True, timeout=60, env=start_env)
     env = {
         **os.environ,
         "SLURM_CONF": str(folder / "slurm.conf"),
@@ -128,8 +127,8 @@ def wait_for(predicate: Callable[[], Any], timeout_s: float, poll_s: float = 0.1
 
 
 def signal_time(job_folder: Path, how: str) -> float | None:
-    """When submitit's handler caught the preemption signal (its log line's local timestamp): USR2 handled as a
-    preemption, or SIGTERM bypassed (the trainer acts on it and TrainJob requeues)."""
+    """When submitit's handler caught the preemption signal (its log line's local timestamp): USR2 handled
+    as a preemption, or SIGTERM bypassed (the trainer acts on it and TrainJob requeues)."""
     line = "Caught signal SIGUSR2 .*preempted" if how == "USER" else "Bypassing signal SIGTERM"
     for path in job_folder.glob("*_log.err"):
         found = re.search(r"\((\d{4}-\d\d-\d\d [\d:,]+)\) - " + line, path.read_text())

@@ -89,7 +89,7 @@ def test_distenv_from_each_launcher() -> None:
 
 
 def test_single_process_port_is_free_even_when_the_default_port_is_taken() -> None:
-    """Two single-process trainings on one machine used to both take 29500; the second died with EADDRINUSE."""
+    """Two single-process trainings on one machine both took 29500; the second died with EADDRINUSE."""
     import socket
 
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as held:
