@@ -26,8 +26,8 @@ events, 600 adapter steps of 8 events, adapters 46.6k / 176.6k (AdapterOnly 46.9
   noise     macro recall 0.744 [0.607] vs AdapterOnly 0.780 (0.95x); accuracy 0.768 [0.749] vs 0.904
   tracking  ARI (pooled) 0.466 vs AdapterOnly 0.574 (0.81x); efficiency 0.408 vs 0.500; purity 0.368 vs 0.493
 The frozen backbone does not beat AdapterOnly at these sizes; four times the pretraining closed most of the
-gap on noise tagging (0.78x -> 0.95x) and little on PID. Frozen features of a 46k-parameter backbone after 16k
-events are far from the paper's regime (m1-m6 on millions of events).
+gap on noise tagging (0.78x -> 0.95x) and little on PID. A width-64, 2-layer backbone after 16k events is
+far from the paper's regime (m1-m6 on millions of events).
 """
 
 from __future__ import annotations
