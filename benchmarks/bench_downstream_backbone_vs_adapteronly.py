@@ -35,7 +35,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -43,20 +42,15 @@ from pathlib import Path
 
 import yaml
 
+from scaling.train.dist import free_port
+
 REPO = Path(__file__).resolve().parents[1]
 
 
-def _free_port() -> str:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return str(s.getsockname()[1])
-
-
-# A single trainer process started without RANK listens on the default port 29500, which another training on
-# this machine may hold: say rank 0 of 1 on a free port instead.
+# Every process here says it is rank 0 of 1 on a port free now, whatever else trains on this machine.
 ENV = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1"), "DS_ACCELERATOR": "cpu",
        "PYTHONPATH": str(REPO), "RANK": "0", "WORLD_SIZE": "1", "LOCAL_RANK": "0", "MASTER_ADDR": "127.0.0.1",
-       "MASTER_PORT": _free_port()}  # fmt: skip
+       "MASTER_PORT": str(free_port())}  # fmt: skip
 
 # Per mode: dataset (events, splits), pretraining overrides of tiny_cpu.yaml, downstream budget.
 MODES: dict[str, dict] = {

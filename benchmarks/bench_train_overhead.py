@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -36,6 +35,7 @@ from scaling.objectives import build_objective  # noqa: E402
 from scaling.train.batches import BatchSource  # noqa: E402
 from scaling.train.config import load_train_config  # noqa: E402
 from scaling.train.deepspeed_config import build_deepspeed_config  # noqa: E402
+from scaling.train.dist import free_port  # noqa: E402
 
 CONFIG = REPO / "scaling/train/configs/tiny_cpu.yaml"
 
@@ -81,9 +81,7 @@ def plain_and_deepspeed(cfg, data: Path, steps: int) -> tuple[float, float]:  # 
         opt.zero_grad(set_to_none=True)
 
     plain_rate = time_loop(plain, micro, gas)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     os.environ.update(
         RANK="0", WORLD_SIZE="1", LOCAL_RANK="0", MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port)
     )

@@ -5,7 +5,6 @@ and `python -m analysis.report <sweep>/` picking their results up."""
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -13,21 +12,16 @@ from pathlib import Path
 import pytest
 import yaml
 
+from scaling.train.dist import free_port
+
 pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]
 
 
-def _free_port() -> str:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return str(s.getsockname()[1])
-
-
-# Another training on this machine may hold the default port 29500; a single process started without RANK
-# uses that default, so these runs say they are rank 0 of 1 on a free port.
+# These runs say they are rank 0 of 1 on a port free now, whatever else trains on this machine.
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "DS_ACCELERATOR": "cpu", "PYTHONPATH": str(REPO),
        "RANK": "0", "WORLD_SIZE": "1", "LOCAL_RANK": "0", "MASTER_ADDR": "127.0.0.1",
-       "MASTER_PORT": _free_port()}  # fmt: skip
+       "MASTER_PORT": str(free_port())}  # fmt: skip
 
 
 def _run(*args: str) -> subprocess.CompletedProcess[str]:

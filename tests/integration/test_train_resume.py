@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -19,6 +18,7 @@ import torch
 from scaling.data.shards import write_dataset
 from scaling.data.simulator import simulate_events, small_config
 from scaling.train import load_frozen_model
+from scaling.train.dist import free_port
 
 pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]
@@ -42,15 +42,9 @@ def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_dataset(tmp_path_factory.mktemp("train_data") / "data")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def launch(run_dir: Path, dataset: Path, stage: int, *extra: str, n: int = 2) -> list[subprocess.Popen]:
     """`n` ranks of `python -m scaling.train`, torchrun-style variables, as the launcher starts them."""
-    port = _free_port()
+    port = free_port()
     procs = []
     for rank in range(n):
         env = dict(
