@@ -10,7 +10,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from test_train_resume import CONFIG, REPO, _free_port, last_step, make_dataset, until
+from test_train_resume import CONFIG, REPO, last_step, make_dataset, until
+
+from scaling.train.dist import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -22,7 +24,7 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def start(run_dir: Path, data: Path, *extra: str) -> subprocess.Popen:
     env = dict(os.environ, DS_ACCELERATOR="cpu", OMP_NUM_THREADS="1", RANK="0", WORLD_SIZE="1",
-               MASTER_ADDR="127.0.0.1", MASTER_PORT=str(_free_port()),
+               MASTER_ADDR="127.0.0.1", MASTER_PORT=str(free_port()),
                TORCH_EXTENSIONS_DIR=str(REPO / ".cache/torch_extensions"))  # fmt: skip
     cmd = [sys.executable, "-m", "scaling.train", str(CONFIG), f"data.dataset_dir={data}", "budget.steps=6",
            "budget.checkpoint_fractions=[1.0]", "checkpoint.interval=3", "budget.val_interval=4",

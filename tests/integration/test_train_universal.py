@@ -13,10 +13,11 @@ from pathlib import Path
 
 import pytest
 import torch
-from test_train_resume import REPO, _free_port, launch, make_dataset, trajectory, wait
+from test_train_resume import REPO, launch, make_dataset, trajectory, wait
 
 from scaling.atomic import write_json_atomic
 from scaling.train import checkpoint as ckpt
+from scaling.train.dist import free_port
 from scaling.train.universal import UNIVERSAL, convert_checkpoint, main
 
 pytestmark = pytest.mark.integration
@@ -91,7 +92,7 @@ def test_two_to_one_keeps_weights_and_moments(
     folder = run_dir / "checkpoints" / ckpt.step_name(SAVED)
     assert ckpt.read_meta(folder)[UNIVERSAL] is True and not (folder / ".tmp-universal").exists()
     env = dict(os.environ, RANK="0", WORLD_SIZE="1", LOCAL_RANK="0", MASTER_ADDR="127.0.0.1",
-               MASTER_PORT=str(_free_port()), DS_ACCELERATOR="cpu", OMP_NUM_THREADS="1")  # fmt: skip
+               MASTER_PORT=str(free_port()), DS_ACCELERATOR="cpu", OMP_NUM_THREADS="1")  # fmt: skip
     out = tmp_path / "dump"
     proc = subprocess.run([sys.executable, "-c", DUMP, str(run_dir), str(out), str(SAVED)], env=env,
                           cwd=REPO, capture_output=True, text=True, timeout=120)  # fmt: skip
