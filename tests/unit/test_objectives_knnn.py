@@ -228,3 +228,47 @@ def test_bad_positions_are_named(bad: float, message: str) -> None:
     pos[3, 1] = bad
     with pytest.raises(ValueError, match=message):
         knnn_neighbours(pos, 5)
+
+
+def _select_k(bd: np.ndarray, bj: np.ndarray, k: int, h2: float) -> tuple[np.ndarray, np.ndarray]:
+    from scaling.objectives.neighbours import _select
+
+    c = len(bd)
+    od, oj = np.empty(c + 2), np.empty(c + 2, dtype=np.int64)
+    cnt, bucket = np.empty(c + 2, dtype=np.int64), np.empty(c + 1, dtype=np.int64)
+    m = _select(bd.copy(), bj.copy(), c, k, h2, cnt, bucket, od, oj)
+    return od[:m], oj[:m]
+
+
+def _ranked(bd: np.ndarray, bj: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    d = np.sqrt(bd)
+    o = np.lexsort((bj, d))[:k]
+    return d[o], bj[o]
+
+
+def test_selection_ranks_by_distance_then_index_across_bucket_edges() -> None:
+    """The counting-sort selection ranks candidates by (sqrt(d^2), index). Two squared distances one ulp apart
+    with the same square root can fall on either side of a bucket edge (64 buckets over [0, 1] here, edge at
+    31/64): the later-bucket one has the smaller index and must still win the k-th place."""
+    k, x = 30, 31 / 64
+    below = np.nextafter(x, 0.0)
+    assert np.sqrt(below) == np.sqrt(x)  # one distance, two squared distances
+    bd = np.concatenate([0.01 + 1e-4 * np.arange(k - 1), [x, below], np.linspace(0.6, 1.0, 33)])
+    bj = np.concatenate([np.arange(2, k + 1), [0, 1], np.arange(k + 1, k + 34)])
+    d, j = _select_k(bd, bj, k, 1.0)
+    assert j[-1] == 0
+    ref_d, ref_j = _ranked(bd, bj, k)
+    assert np.array_equal(j, ref_j) and np.array_equal(d, ref_d)
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_selection_matches_a_full_sort(seed: int) -> None:
+    """Random candidate sets: few distinct values (crowded buckets), ulp neighbours, fewer than k."""
+    rng = np.random.default_rng(seed)
+    c, k = int(rng.integers(1, 400)), int(rng.choice([1, 3, 30, 200]))
+    base = rng.random(int(rng.integers(1, 50)))
+    bd = rng.choice(np.concatenate([base, np.nextafter(base, 0.0), np.nextafter(base, 2.0)]), c)
+    bj = rng.permutation(10 * c)[:c].astype(np.int64)
+    d, j = _select_k(bd, bj, k, float(bd.max()) * (1.0 + 1e-12))
+    ref_d, ref_j = _ranked(bd, bj, k)
+    assert np.array_equal(j, ref_j) and np.array_equal(d, ref_d)
