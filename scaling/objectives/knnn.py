@@ -95,15 +95,15 @@ class KnnnObjective(Objective):
             idx = knnn_indices_torch(torch.from_numpy(pos).to(device), self.cfg.k).cpu().numpy()
         else:
             idx = knnn_indices(pos, self.cfg.k)
-        mask = idx >= 0
         n, k = idx.shape
         target = np.empty((n, k, 3), dtype=np.float32)
-        sq = np.empty((n, k), dtype=np.float64)  # squared offsets, 0 where masked
-        gather_offsets(np.ascontiguousarray(pos), idx, bool(self.cfg.relative_targets), target, sq)
-        n_valid = int(np.count_nonzero(mask))
+        mask = np.empty((n, k), dtype=bool)
+        sum_len, sum_sq, n_valid = gather_offsets(
+            np.ascontiguousarray(pos), idx, bool(self.cfg.relative_targets), target, mask
+        )
         # difficulty: mean k-NN distance; proxy: MSE of predicting zero offsets (the trivial predictor).
-        difficulty = float(np.sqrt(sq).sum() / n_valid) if n_valid else 0.0
-        proxy = float(sq.sum() / (3 * n_valid)) if n_valid else 0.0
+        difficulty = sum_len / n_valid if n_valid else 0.0
+        proxy = sum_sq / (3 * n_valid) if n_valid else 0.0
         return {
             "target": target.reshape(n, 3 * k),
             "mask": mask,

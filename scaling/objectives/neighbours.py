@@ -312,31 +312,39 @@ def _grid_search(r, p, e, col, order, rs, ps, es, start, n_larger, k, g, e_lo, w
 
 
 @numba.njit(cache=True, nogil=True)
-def gather_offsets(pos, idx, relative, target, sq):  # noqa: ANN001, ANN202
+def gather_offsets(pos, idx, relative, target, mask):  # noqa: ANN001, ANN202
     """Targets of neighbours idx (n, k) of pos (n, 3): target (n, k, 3) float32 gets the offsets
     (dr, dphi wrapped into [-0.5, 0.5) as x - floor(x + 0.5), deta), or the neighbours' positions when not
-    `relative`; sq (n, k) float64 the squared offsets. A missing neighbour (-1) gives zeros in both."""
+    `relative`; mask (n, k) bool whether the neighbour exists (a missing one, -1, gives zeros).
+    Returns (sum of the offsets' lengths, sum of their squares, number of neighbours) in float64."""
     n, k = idx.shape
+    sum_len = 0.0
+    sum_sq = 0.0
+    n_valid = 0
     for i in range(n):
         for t in range(k):
             j = idx[i, t]
             if j < 0:
                 for c in range(3):
                     target[i, t, c] = 0.0
-                sq[i, t] = 0.0
+                mask[i, t] = False
                 continue
+            mask[i, t] = True
+            n_valid += 1
             o0 = pos[j, 0] - pos[i, 0]
             o1 = pos[j, 1] - pos[i, 1]
             o1 -= np.floor(o1 + 0.5)
             o2 = pos[j, 2] - pos[i, 2]
-            s = o0 * o0
-            s += o1 * o1
-            s += o2 * o2
-            sq[i, t] = s
+            sq = o0 * o0
+            sq += o1 * o1
+            sq += o2 * o2
+            sum_sq += sq
+            sum_len += np.sqrt(sq)
             if relative:
                 target[i, t, 0], target[i, t, 1], target[i, t, 2] = o0, o1, o2
             else:
                 target[i, t, 0], target[i, t, 1], target[i, t, 2] = pos[j, 0], pos[j, 1], pos[j, 2]
+    return sum_len, sum_sq, n_valid
 
 
 def brute_force_indices(pos: np.ndarray, k: int, block: int = 1024) -> np.ndarray:
