@@ -88,13 +88,14 @@ def knnn_indices(pos: np.ndarray, k: int) -> np.ndarray:
     order = np.lexsort((r, col))  # by column, then r, then index
     start = np.zeros(g * g + 1, dtype=np.int64)
     np.cumsum(np.bincount(col, minlength=g * g), out=start[1:])
-    r_sorted = np.sort(r)
+    by_r = np.argsort(r, kind="stable")
+    r_sorted = r[by_r]
     n_larger = n - np.searchsorted(r_sorted, r, side="right")
     r_span = float(r_sorted[-1] - r_sorted[0])
     h_max = float(np.sqrt(r_span**2 + 0.25 + e_span**2)) * (1.0 + 1e-9) + _EPS  # beyond any pair
     half_ball = (3.0 * k * max(r_span, 1e-6) * e_span / (2.0 * np.pi * n)) ** (1.0 / 3.0)
-    _grid_search(r, p, e, col, order, r[order], p[order], e[order], start, n_larger, k, g, e_lo, e_span / g,
-                 H_SCALE * half_ball, h_max, idx)  # fmt: skip
+    _grid_search(r, p, e, col, order, r[order], p[order], e[order], start, n_larger, by_r, k, g, e_lo,
+                 e_span / g, H_SCALE * half_ball, h_max, idx)  # fmt: skip
     return idx
 
 
@@ -102,6 +103,17 @@ def knnn_indices(pos: np.ndarray, k: int) -> np.ndarray:
 def _before(da, ia, db, ib):  # noqa: ANN001, ANN202
     """(distance, index) order."""
     return da < db or (da == db and ia < ib)
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _sq_distance(dr, pj, pi, de):  # noqa: ANN001, ANN202
+    """Squared distance from r and eta differences and two phis, in `_distances`' operation order."""
+    d = dr * dr
+    dp = abs(pj - pi)
+    dp = min(dp, 1.0 - dp)
+    d += dp * dp
+    d += de * de
+    return d
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
@@ -204,7 +216,7 @@ def _select(bd, bj, c, k, h2, cnt, bucket, od, oj):  # noqa: ANN001, ANN202
 
 
 @numba.njit(cache=True, nogil=True)
-def _grid_search(r, p, e, col, order, rs, ps, es, start, n_larger, k, g, e_lo, we, h_first, h_max, out):  # noqa: ANN001, ANN202
+def _grid_search(r, p, e, col, order, rs, ps, es, start, n_larger, by_r, k, g, e_lo, we, h_first, h_max, out):  # noqa: ANN001, ANN202
     """Fill out[i, :] for every point i (queries in column order, then r: consecutive queries share columns
     and move each column's first-larger-r cursor forwards only)."""
     n = r.shape[0]
@@ -228,11 +240,20 @@ def _grid_search(r, p, e, col, order, rs, ps, es, start, n_larger, k, g, e_lo, w
             if first_kth > 0.0:  # its first query resembles the previous run's first, not its last
                 prev_kth = first_kth
             first_kth = -1.0
-        if n_larger[i] == 0:
+        nl = n_larger[i]
+        if nl == 0:
             continue
         ri, pi, ei = r[i], p[i], e[i]
-        # first radius just above the previous query's k-th distance; all of a few larger-r points at once
-        h = max(min(h_first, H_NEXT * prev_kth), 1e-6 * h_first) if n_larger[i] > k else h_max
+        if nl <= k:  # at most k larger-r points: all of them, the last nl in r order
+            for c in range(nl):
+                j = by_r[n - nl + c]
+                bd[c] = _sq_distance(r[j] - ri, p[j], pi, e[j] - ei)
+                bj[c] = j
+            m = _select(bd, bj, nl, k, 1.0, cnt, bucket, od, oj)
+            for t in range(m):
+                out[i, t] = oj[t]
+            continue
+        h = max(min(h_first, H_NEXT * prev_kth), 1e-6 * h_first)  # just above the previous k-th distance
         while True:
             h2 = h * h * (1.0 + 1e-12)
             hs = h + _SLACK
@@ -284,17 +305,12 @@ def _grid_search(r, p, e, col, order, rs, ps, es, start, n_larger, k, g, e_lo, w
                             lo += 1
                     cursor[cc] = lo
                     # a point within h of the query lies within sqrt(h^2 - box^2) of it in r
-                    r_top = ri + np.sqrt(h2 - box2) * (1.0 + 1e-9) + _EPS
+                    dr2_top = (h2 - box2) * (1.0 + 1e-9) + _EPS * _EPS
                     for s in range(lo, end):
-                        if rs[s] > r_top:
-                            break
                         dr = rs[s] - ri
-                        d = dr * dr
-                        dp = abs(ps[s] - pi)
-                        dp = min(dp, 1.0 - dp)
-                        d += dp * dp
-                        de = es[s] - ei
-                        d += de * de
+                        if dr * dr > dr2_top:
+                            break
+                        d = _sq_distance(dr, ps[s], pi, es[s] - ei)
                         bd[c] = d
                         bj[c] = order[s]
                         c += d <= h2
