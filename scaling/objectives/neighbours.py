@@ -12,11 +12,11 @@ of (phi, eta) columns, g = sqrt(n / PER_CELL), each column sorted by r; queries 
 consecutive queries share columns and each column keeps a cursor at the first r above the current query's.
 A query takes a radius h (1.15x the previous query's k-th distance, at most twice the radius of a half-ball
 holding k points at the event's mean density), visits the columns whose (phi, eta) box lies within h, and in
-each scans r from the cursor up to sqrt(h^2 - box^2) above its own, appending every point within h to a
+each scans r from the cursor while dr^2 <= h^2 - box^2, appending every point within h to a
 buffer without a branch. A counting sort of the buffer on the squared distance then ranks the k nearest
 (square roots only for those; a later bucket's point whose root rounds to the k-th distance sends all
 candidates to an exact quickselect). A query left with c < k inside h goes again with h grown by the cube
-root of k/c; a point with at most k larger-r points searches everything at once. On simulated TPC events a
+root of k/c; a point with at most k larger-r points takes them all, straight from the r order. On simulated TPC events a
 query visits ~16 columns and computes ~80 distances, ~45 of them inside h; ~12 % of queries go twice. It is
 ~11x the earlier k-d tree search and ~55x brute force (benchmarks/bench_inputs_knnn.py). Cost grows with
 the points inside one column's r window: a cluster of m points far denser than the event costs about m times
