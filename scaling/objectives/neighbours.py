@@ -9,18 +9,18 @@ by point index (the caller's order); slots past the available neighbours are -1.
 
 `knnn_indices` (the CPU search) is one compiled pass (numba) over the event. Points are binned in a g x g grid
 of (phi, eta) columns, g = sqrt(n / PER_CELL), each column sorted by r; queries go in column order, then r, so
-consecutive queries share columns and each column keeps a cursor at the first r above the current query's.
-A query takes a radius h (1.15x the previous query's k-th distance, at most twice the radius of a half-ball
+consecutive queries share columns and each column keeps a cursor at the first r above the current query's. A
+query takes a radius h (1.15x the previous query's k-th distance, at most twice the radius of a half-ball
 holding k points at the event's mean density), visits the columns whose (phi, eta) box lies within h, and in
-each scans r from the cursor while dr^2 <= h^2 - box^2, appending every point within h to a
-buffer without a branch. A counting sort of the buffer on the squared distance then ranks the k nearest
-(square roots only for those; a later bucket's point whose root rounds to the k-th distance sends all
-candidates to an exact quickselect). A query left with c < k inside h goes again with h grown by the cube
-root of k/c; a point with at most k larger-r points takes them all, straight from the r order. On simulated TPC events a
-query visits ~16 columns and computes ~80 distances, ~45 of them inside h; ~12 % of queries go twice. It is
-~11x the earlier k-d tree search and ~55x brute force (benchmarks/bench_inputs_knnn.py). Cost grows with
-the points inside one column's r window: a cluster of m points far denser than the event costs about m times
-the points within its own k-th distance in r (0.15 s at m = 20000).
+each scans r from the cursor while dr^2 <= h^2 - box^2, appending every point within h to a buffer without a
+branch. A counting sort of the buffer on the squared distance then ranks the k nearest (square roots only for
+those; a later bucket's point whose root rounds to the k-th distance sends all candidates to an exact
+quickselect). A query left with c < k inside h goes again with h grown by the cube root of k/c; a point with
+at most k larger-r points takes them all, straight from the r order. On simulated TPC events a query visits
+~16 columns and computes ~80 distances, ~45 of them inside h; ~12 % of queries go twice. It is ~11x the
+earlier k-d tree search and ~55x brute force (benchmarks/bench_inputs_knnn.py). Cost grows with the points
+inside one column's r window: a cluster of m points far denser than the event costs about m times the points
+within its own k-th distance in r (0.15 s at m = 20000).
 `gather_offsets` turns the indices into targets in the same compiled style.
 
 `brute_force_indices` is the O(n^2) reference, `knnn_indices_torch` the dense top-k on a torch device.
