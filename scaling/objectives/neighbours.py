@@ -16,11 +16,11 @@ each scans r from the cursor while dr^2 <= h^2 - box^2, appending every point wi
 branch. A counting sort of the buffer on the squared distance then ranks the k nearest (square roots only for
 those; a later bucket's point whose root rounds to the k-th distance sends all candidates to an exact
 quickselect). A query left with c < k inside h goes again with h grown by the cube root of k/c; a point with
-at most k larger-r points takes them all, straight from the r order. On simulated TPC events a query visits
-~16 columns and computes ~80 distances, ~45 of them inside h; ~12 % of queries go twice. It is ~11x the
-earlier k-d tree search and ~55x brute force (benchmarks/bench_inputs_knnn.py). Cost grows with the points
-inside one column's r window: a cluster of m points far denser than the event costs about m times the points
-within its own k-th distance in r (0.15 s at m = 20000).
+at most k larger-r points searches everything at once. On simulated TPC events a query visits ~16 columns and
+computes ~80 distances, ~45 of them inside h; ~12 % of queries go twice. It is ~11x the earlier k-d tree
+search and ~55x brute force (benchmarks/bench_inputs_knnn.py). Cost grows with the points inside one column's
+r window: a cluster of m points far denser than the event costs about m times the points within its own k-th
+distance in r (0.15 s at m = 20000).
 `gather_offsets` turns the indices into targets in the same compiled style.
 
 `brute_force_indices` is the O(n^2) reference, `knnn_indices_torch` the dense top-k on a torch device.
@@ -88,13 +88,12 @@ def knnn_indices(pos: np.ndarray, k: int) -> np.ndarray:
     order = np.lexsort((r, col))  # by column, then r, then index
     start = np.zeros(g * g + 1, dtype=np.int64)
     np.cumsum(np.bincount(col, minlength=g * g), out=start[1:])
-    by_r = np.argsort(r, kind="stable")
-    r_sorted = r[by_r]
+    r_sorted = np.sort(r)
     n_larger = n - np.searchsorted(r_sorted, r, side="right")
     r_span = float(r_sorted[-1] - r_sorted[0])
     h_max = float(np.sqrt(r_span**2 + 0.25 + e_span**2)) * (1.0 + 1e-9) + _EPS  # beyond any pair
     half_ball = (3.0 * k * max(r_span, 1e-6) * e_span / (2.0 * np.pi * n)) ** (1.0 / 3.0)
-    _grid_search(r, p, e, col, order, r[order], p[order], e[order], start, n_larger, by_r, k, g, e_lo,
+    _grid_search(r, p, e, col, order, r[order], p[order], e[order], start, n_larger, k, g, e_lo,
                  e_span / g, H_SCALE * half_ball, h_max, idx)  # fmt: skip
     return idx
 
@@ -216,7 +215,7 @@ def _select(bd, bj, c, k, h2, cnt, bucket, od, oj):  # noqa: ANN001, ANN202
 
 
 @numba.njit(cache=True, nogil=True)
-def _grid_search(r, p, e, col, order, rs, ps, es, start, n_larger, by_r, k, g, e_lo, we, h_first, h_max, out):  # noqa: ANN001, ANN202
+def _grid_search(r, p, e, col, order, rs, ps, es, start, n_larger, k, g, e_lo, we, h_first, h_max, out):  # noqa: ANN001, ANN202
     """Fill out[i, :] for every point i (queries in column order, then r: consecutive queries share columns
     and move each column's first-larger-r cursor forwards only)."""
     n = r.shape[0]
@@ -240,20 +239,11 @@ def _grid_search(r, p, e, col, order, rs, ps, es, start, n_larger, by_r, k, g, e
             if first_kth > 0.0:  # its first query resembles the previous run's first, not its last
                 prev_kth = first_kth
             first_kth = -1.0
-        nl = n_larger[i]
-        if nl == 0:
+        if n_larger[i] == 0:
             continue
         ri, pi, ei = r[i], p[i], e[i]
-        if nl <= k:  # at most k larger-r points: all of them, the last nl in r order
-            for c in range(nl):
-                j = by_r[n - nl + c]
-                bd[c] = _sq_distance(r[j] - ri, p[j], pi, e[j] - ei)
-                bj[c] = j
-            m = _select(bd, bj, nl, k, 1.0, cnt, bucket, od, oj)
-            for t in range(m):
-                out[i, t] = oj[t]
-            continue
-        h = max(min(h_first, H_NEXT * prev_kth), 1e-6 * h_first)  # just above the previous k-th distance
+        # just above the previous query's k-th distance; all of at most k larger-r points at once
+        h = max(min(h_first, H_NEXT * prev_kth), 1e-6 * h_first) if n_larger[i] > k else h_max
         while True:
             h2 = h * h * (1.0 + 1e-12)
             hs = h + _SLACK
@@ -291,14 +281,7 @@ def _grid_search(r, p, e, col, order, rs, ps, es, start, n_larger, by_r, k, g, e
                     end = start[cc + 1]
                     if cursor_run[cc] != run:  # first visit in this run: binary search
                         cursor_run[cc] = run
-                        lo = start[cc]
-                        top = end
-                        while lo < top:
-                            mid = (lo + top) >> 1
-                            if rs[mid] <= ri:
-                                lo = mid + 1
-                            else:
-                                top = mid
+                        lo = start[cc] + np.searchsorted(rs[start[cc] : end], ri, side="right")
                     else:
                         lo = cursor[cc]
                         while lo < end and rs[lo] <= ri:
