@@ -54,7 +54,7 @@ def run(cfg: TrainConfig, run_dir: str | Path, dist: DistEnv) -> int:
     try:
         from scaling.train.engine import Trainer
 
-        return Trainer(cfg, run_dir, dist).train()
+        code = Trainer(cfg, run_dir, dist).train()
     except ConfigError as err:
         return _fail(run_dir, dist, EXIT_CONFIG, str(err))
     except RunFailed as err:
@@ -62,6 +62,18 @@ def run(cfg: TrainConfig, run_dir: str | Path, dist: DistEnv) -> int:
     except Exception as err:  # noqa: BLE001 - any crash is reported in status.json, then exit 1
         log.error("%s", traceback.format_exc())
         return _fail(run_dir, dist, EXIT_CRASH, f"{type(err).__name__}: {err}")
+    close_process_group()
+    return code
+
+
+def close_process_group() -> None:
+    """Destroy the process group after an orderly end (done, preempted or stopped: every rank got here).
+
+    A gloo group left to interpreter shutdown can abort the process (SIGABRT, "terminate called without an
+    active exception"), turning a completed run's exit 0 into -6. After a crash the group is left alone:
+    destroying it while other ranks still wait in a collective can hang."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
 
 
 def _fail(run_dir: Path, dist: DistEnv, code: int, reason: str) -> int:

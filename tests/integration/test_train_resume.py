@@ -42,8 +42,16 @@ def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_dataset(tmp_path_factory.mktemp("train_data") / "data")
 
 
-def launch(run_dir: Path, dataset: Path, stage: int, *extra: str, n: int = 2) -> list[subprocess.Popen]:
-    """`n` ranks of `python -m scaling.train`, torchrun-style variables, as the launcher starts them."""
+def launch(
+    run_dir: Path,
+    dataset: Path,
+    stage: int,
+    *extra: str,
+    n: int = 2,
+    entry: tuple[str, ...] = ("-m", "scaling.train"),
+) -> list[subprocess.Popen]:
+    """`n` ranks of `python -m scaling.train` (or `python ENTRY`), torchrun-style variables, as the launcher
+    starts them."""
     port = free_port()
     procs = []
     for rank in range(n):
@@ -60,8 +68,7 @@ def launch(run_dir: Path, dataset: Path, stage: int, *extra: str, n: int = 2) ->
         )
         cmd = [
             sys.executable,
-            "-m",
-            "scaling.train",
+            *entry,
             str(CONFIG),
             f"data.dataset_dir={dataset}",
             f"deepspeed.zero_stage={stage}",
@@ -191,3 +198,20 @@ def test_preempt_signal_checkpoints_exits_3_and_resumes_exactly(
     assert saved == f"step-{status['last_step']:08d}" and status["last_step"] < STEPS
     assert wait(launch(run_dir, dataset, stage)) == [0, 0]
     assert_same_run(run_dir, ref)
+
+
+_REPORT_GROUP = (
+    "-c",
+    "import sys, torch; from scaling.train.__main__ import main; code = main(sys.argv[1:]); "
+    "print('process group still up:', torch.distributed.is_initialized(), file=sys.stderr); sys.exit(code)",
+)
+
+
+def test_ranks_destroy_the_process_group_before_exit(dataset: Path, tmp_path: Path) -> None:
+    """A completed run leaves no gloo group to interpreter shutdown (which can abort a rank with SIGABRT)."""
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    assert wait(launch(run_dir, dataset, 1, "budget.steps=2", entry=_REPORT_GROUP)) == [0, 0]
+    for rank in range(2):
+        log = (tmp_path / f"run.rank{rank}.log").read_text()
+        assert "process group still up: False" in log, log[-2000:]
