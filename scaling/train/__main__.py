@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import sys
 from pathlib import Path
 
@@ -15,6 +16,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("overrides", nargs="*", help="key.sub=value overrides")
     parser.add_argument("--run-dir", required=True, help="run directory (status, metrics, checkpoints)")
     args = parser.parse_args(argv)
+    faulthandler.enable()  # a fatal signal (SIGSEGV, SIGABRT, ...) leaves each thread's stack in the log
     from scaling.train import DistEnv, load_train_config, run
 
     try:

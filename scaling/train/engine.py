@@ -79,6 +79,10 @@ class Trainer:
         self.device = torch.device("cuda", self.dist.local_rank) if on_gpu else torch.device("cpu")
         self.device_name = torch.cuda.get_device_name(self.device) if on_gpu else "cpu"
         self.bf16 = use_bf16(self.cfg, on_gpu)
+        # Imported before the group exists: its functions take `group=group.WORLD` as a default argument,
+        # which would otherwise hold the default group (and its threads) past destroy_process_group.
+        import torch.distributed.nn as _dist_nn  # noqa: F401
+
         deepspeed.init_distributed(dist_backend="nccl" if on_gpu else "gloo", auto_mpi_discovery=False)
         if self.dist.is_main:
             ensure_dataset(self.cfg.data)
@@ -314,6 +318,17 @@ class Trainer:
                 self.stop.restore()
             if metrics is not None:
                 metrics.close()
+
+    def close(self) -> None:
+        """Release the DeepSpeed engine (after `train` returned on every rank).
+
+        The engine's gradient hooks sit on autograd's C++ nodes, which the garbage collector cannot see
+        through, so the engine (and the process groups it holds, with their threads) would otherwise live
+        until interpreter shutdown. `destroy` removes the hooks."""
+        engine = getattr(self, "engine", None)
+        self.engine = None
+        if engine is not None:
+            engine.destroy()
 
     def _loop(self, metrics: ledger.MetricsWriter | None) -> int:
         cfg, start = self.cfg, time.time()

@@ -200,18 +200,23 @@ def test_preempt_signal_checkpoints_exits_3_and_resumes_exactly(
     assert_same_run(run_dir, ref)
 
 
-_REPORT_GROUP = (
+_REPORT_THREADS = (
     "-c",
-    "import sys, torch; from scaling.train.__main__ import main; code = main(sys.argv[1:]); "
-    "print('process group still up:', torch.distributed.is_initialized(), file=sys.stderr); sys.exit(code)",
+    "import os, sys, torch; from scaling.train.__main__ import main; code = main(sys.argv[1:]); "
+    "names = [open(f'/proc/self/task/{t}/comm').read().strip() for t in os.listdir('/proc/self/task')]; "
+    "print('process group still up:', torch.distributed.is_initialized(), file=sys.stderr); "
+    "print('threads at exit:', sorted(names), file=sys.stderr); sys.exit(code)",
 )
 
 
-def test_ranks_destroy_the_process_group_before_exit(dataset: Path, tmp_path: Path) -> None:
-    """A completed run leaves no gloo group to interpreter shutdown (which can abort a rank with SIGABRT)."""
+def test_ranks_release_the_process_groups_before_exit(dataset: Path, tmp_path: Path) -> None:
+    """A completed run leaves no gloo group, and none of its threads, to interpreter shutdown (where freeing
+    them can abort a rank with SIGABRT): the DeepSpeed engine and every reference to the groups are gone."""
     run_dir = tmp_path / "run"
     run_dir.mkdir()
-    assert wait(launch(run_dir, dataset, 1, "budget.steps=2", entry=_REPORT_GROUP)) == [0, 0]
+    assert wait(launch(run_dir, dataset, 1, "budget.steps=2", entry=_REPORT_THREADS)) == [0, 0]
     for rank in range(2):
         log = (tmp_path / f"run.rank{rank}.log").read_text()
         assert "process group still up: False" in log, log[-2000:]
+        threads = log.split("threads at exit:")[-1].splitlines()[0]
+        assert "gloo" not in threads and "tcpstore" not in threads, f"rank {rank}: {threads}"
