@@ -16,7 +16,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("overrides", nargs="*", help="key.sub=value overrides")
     parser.add_argument("--run-dir", required=True, help="run directory (status, metrics, checkpoints)")
     args = parser.parse_args(argv)
-    faulthandler.enable()  # a fatal signal (SIGSEGV, SIGABRT, ...) leaves each thread's stack in the log
     from scaling.train import DistEnv, load_train_config, run
 
     try:
@@ -45,4 +44,5 @@ def _record_config_error(run_dir: Path, reason: str) -> None:
 
 
 if __name__ == "__main__":
+    faulthandler.enable()  # a fatal signal (SIGSEGV, SIGABRT, ...) leaves each thread's stack in the log
     sys.exit(main())
