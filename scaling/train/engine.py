@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import math
 import os
@@ -320,15 +321,23 @@ class Trainer:
                 metrics.close()
 
     def close(self) -> None:
-        """Release the DeepSpeed engine (after `train` returned on every rank).
+        """Release what `_start` set up, after `train` returned on every rank (done, preempted or stopped).
 
-        The engine's gradient hooks sit on autograd's C++ nodes, which the garbage collector cannot see
-        through, so the engine (and the process groups it holds, with their threads) would otherwise live
-        until interpreter shutdown. `destroy` removes the hooks."""
-        engine = getattr(self, "engine", None)
-        self.engine = None
-        if engine is not None:
-            engine.destroy()
+        A gloo group left to interpreter shutdown can abort the process (SIGABRT, "terminate called without
+        an active exception"), turning a completed run's exit 0 into -6; its threads (gloo's loop and
+        workers, rank 0's TCP store) end only when its last reference goes. The engine holds the groups and
+        its gradient hooks sit on autograd's C++ nodes, which the garbage collector cannot see through, so
+        `destroy` removes them first; DeepSpeed's destroy_process_group also drops its own references (its
+        world group). Not after a crash: destroying the groups while other ranks still wait in a collective
+        can hang."""
+        from deepspeed import comm as ds_comm
+
+        if getattr(self, "engine", None) is not None:
+            self.engine.destroy()
+            self.engine = None  # the last reference: the collection below frees it with the groups it held
+        if torch.distributed.is_initialized():
+            ds_comm.destroy_process_group()
+        gc.collect()
 
     def _loop(self, metrics: ledger.MetricsWriter | None) -> int:
         cfg, start = self.cfg, time.time()

@@ -8,7 +8,6 @@ status `preempted`); 4 failed at run time (repeated non-finite steps); 1 crash.
 
 from __future__ import annotations
 
-import gc
 import logging
 import os
 import random
@@ -66,30 +65,9 @@ def run(cfg: TrainConfig, run_dir: str | Path, dist: DistEnv) -> int:
         return _fail(run_dir, dist, EXIT_CRASH, f"{type(err).__name__}: {err}")
     try:
         trainer.close()
-        del trainer
-        close_process_group()
     except Exception:  # noqa: BLE001 - the run ended as `code` says; a failed release must not change that
         log.warning("releasing the engine or the process groups failed:\n%s", traceback.format_exc())
     return code
-
-
-def close_process_group() -> None:
-    """Destroy the process groups after an orderly end (done, preempted or stopped: every rank got here), and
-    with them their threads (gloo's loop and worker threads, rank 0's TCP store).
-
-    A gloo group left to interpreter shutdown can abort the process (SIGABRT, "terminate called without an
-    active exception"), turning a completed run's exit 0 into -6. A group's threads end only when its last
-    reference goes, so the trainer must have released the DeepSpeed engine first (`Trainer.close`), and
-    torch.distributed.nn must have been imported before the group existed (`Trainer._start`); the collection
-    frees what remains in reference cycles. After a crash the groups are left alone: destroying
-    them while other ranks still wait in a collective can hang."""
-    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
-        return
-    if "deepspeed.comm" in sys.modules:  # also drops DeepSpeed's own references (its world group, ...)
-        sys.modules["deepspeed.comm"].destroy_process_group()
-    else:
-        torch.distributed.destroy_process_group()
-    gc.collect()
 
 
 def _fail(run_dir: Path, dist: DistEnv, code: int, reason: str) -> int:
