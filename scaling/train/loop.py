@@ -53,7 +53,7 @@ def validation_row(
 ) -> dict[str, Any]:
     """The validation figures of one evaluation: the loss, its ratio to each lookup baseline's loss on the
     same events (`val_loss_ratio` for the layer table, `val_loss_ratio_<name>` for the others) and the
-    per-coordinate MSE ratios to the layer table's. A ratio near 1: the model learned no more than the table."""
+    per-coordinate MSE ratios to the layer table's. Near 1: the model learned no more than the table."""
 
     def ratio(a: float, b: float) -> float:
         return a / b if b > 0 and np.isfinite(a) else float("nan")
