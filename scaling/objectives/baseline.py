@@ -5,7 +5,7 @@ validation loss over the table's loss on the same events (`val_loss_ratio`) is t
 more it learned. Two tables are fitted on training events, in the objective's own target units (after any
 target scaling):
 
-    layer       mean target per radial bin x slot x coordinate (48 equal-count bins of r: the TPC layers)
+    layer       mean target per radial bin x slot x coordinate (one bin per TPC layer, or 48 equal-count bins)
     layer_eta   the same per radial bin x eta bin (8 equal-count bins of eta), a finer lookup
 
 Empty cells fall back to the coarser table, then to the global mean. Stored as baseline.json in the run.
@@ -28,9 +28,13 @@ BASELINES = ("layer", "layer_eta")
 
 
 def _edges(values: np.ndarray, n_bins: int) -> np.ndarray:
-    """Inner edges (<= n_bins - 1) of equal-count bins; ties collapse bins (a layer is one bin)."""
+    """Inner edges of at most n_bins bins: midway between the distinct values when there are no more than
+    n_bins of them (discrete layer radii, to 1e-4 of the range), else equal-count quantiles."""
     if values.size == 0:
         return np.zeros(0)
+    distinct = np.unique(np.round(values, 4))
+    if distinct.size <= n_bins:
+        return 0.5 * (distinct[1:] + distinct[:-1])
     return np.unique(np.quantile(values, np.linspace(0, 1, n_bins + 1)[1:-1]))
 
 
