@@ -72,7 +72,8 @@ def simulate(data: Path, events: int) -> None:
                                capture_output=True, text=True).stdout  # fmt: skip
     profile = "sphenix" if "sphenix" in help_text else "paper"
     cmd = [sys.executable, "-m", "scaling.data", "simulate", "--out", str(data),
-           "--events", str(events + 200), "--splits", f"train={events},val=100,test=100", "--profile", profile, "--seed", "11"]  # fmt: skip
+           "--events", str(events + 200), "--splits", f"train={events},val=100,test=100",
+           "--profile", profile, "--seed", "11"]  # fmt: skip
     print(f"simulating {events} + 200 events ({profile} profile) into {data}", flush=True)
     subprocess.run(cmd, env=env(), check=True)
 
