@@ -83,6 +83,11 @@ class ObjectiveConfig:
                 )
         if not self.huber_delta > 0:
             raise ValueError(f"objective.huber_delta: must be > 0, got {self.huber_delta}")
+        if self.metric == "physical" and not self.relative_targets:
+            raise ValueError(
+                "objective.metric=physical predicts offsets in cm; set objective.relative_targets=true "
+                "(absolute targets are the paper's normalised setting)"
+            )
         if self.metric == "physical" and self.target_backend == "torch":
             raise ValueError(
                 "objective.metric: physical is built by the CPU search only; "
