@@ -222,8 +222,8 @@ QUANTILES = (0.0, 0.01, 0.1, 0.5, 0.9, 0.99, 1.0)
 
 
 def _number(value: float) -> str:
-    """Counts as integers; fractional quantiles below 100 with one decimal."""
-    return f"{value:.0f}" if abs(value - round(value)) < 1e-9 or value >= 100 else f"{value:.1f}"
+    """Counts as integers; fractional quantiles below 100 with three significant digits."""
+    return f"{value:.0f}" if abs(value - round(value)) < 1e-9 or value >= 100 else f"{value:.3g}"
 
 
 def format_distributions(report: dict[str, dict[str, Any]]) -> str:
