@@ -28,7 +28,9 @@ class SimulateConfig:
     train_events: int = doc("events in the simulated train split", default=512)
     val_events: int = doc("events in the simulated validation split", default=64)
     seed: int = doc("simulator seed", default=0)
-    profile: str = doc("simulator profile: paper (SimulatorConfig defaults) or small (fast)", default="small")
+    profile: str = doc(
+        "simulator profile: sphenix (studies), paper (ideal helices) or small (fast)", default="small"
+    )
     shard_events: int = doc("events per HDF5 shard", default=256)
 
     def __post_init__(self) -> None:
