@@ -24,7 +24,8 @@ def train(run_dir: Path, data: Path, *overrides: str) -> subprocess.CompletedPro
     env = dict(os.environ, DS_ACCELERATOR="cpu", OMP_NUM_THREADS="1", CUDA_VISIBLE_DEVICES="",
                MASTER_PORT=str(free_port()), PYTHONPATH=str(REPO))  # fmt: skip
     cmd = [sys.executable, "-m", "scaling.train", str(CONFIG), f"data.dataset_dir={data}",
-           "budget.steps=10", "budget.val_interval=5", "data.difficulty_events=16", *overrides, "--run-dir", str(run_dir)]  # fmt: skip
+           "budget.steps=10", "budget.val_interval=5", "data.difficulty_events=16", *overrides,
+           "--run-dir", str(run_dir)]  # fmt: skip
     return subprocess.run(cmd, env=env, cwd=REPO, capture_output=True, text=True, timeout=600)
 
 
