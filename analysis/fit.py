@@ -307,6 +307,12 @@ def fit_source(
                 )
         names = [r.name for r in runs]
         y = np.array([getattr(r, loss_key) for r in runs])
+        if "ratio" in loss and np.isnan(y).any():
+            missing = [n for n, v in zip(names, y, strict=True) if np.isnan(v)]
+            raise ValueError(
+                f"--loss {loss}: run(s) {', '.join(missing[:5])} logged no val_loss_ratio (trained before "
+                "runs fitted a baseline, or no validation); rerun them or fit --loss final"
+            )
         params = np.array([r.params_non_embedding for r in runs])
         if np.isnan(params).any():
             params = np.where(np.isnan(params), [r.params_total for r in runs], params)

@@ -178,6 +178,18 @@ def test_fit_statistics_baseline_scores_ratio_one_against_itself(dataset: Path, 
         assert abs(float(valid.mean())) < 0.3
 
 
+def test_next_token_has_its_lookup_analogue(dataset: Path) -> None:
+    source = _source(dataset, name="next_token", metric="physical", target_scaling="standard")
+    fitted = fit_statistics(str(dataset), "train", n_events=10, source=source)
+    table = fitted["baseline"]["layer"]
+    assert np.asarray(table["table"]).shape[2:] == (1, 3)  # one slot of (dr, r dphi, dz)
+    batch = pack_samples([source.sample(e) for e in EventStream(dataset, "train", shuffle=False, epochs=1)])
+    pred = predict_lookup(table, batch.features)
+    assert float(source.objective.loss(pred, batch)) < float(
+        source.objective.loss(torch.zeros_like(pred), batch)
+    )
+
+
 def test_ratio_summary_is_strict_json() -> None:
     out = ratio_summary([2.0, 0.8, float("nan")], {"val_loss": 1.0, "val_loss_ratio": float("nan")},
                         {"layer": {"loss": 1.0}})  # fmt: skip
