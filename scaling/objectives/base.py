@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from scaling.config import doc
+from scaling.objectives.baseline import LookupPredictor, fit_lookup_baselines
 from scaling.objectives.difficulty import check_difficulty_table, difficulty_weight, fit_difficulty_table
 from scaling.objectives.scaling import check_target_stats, fit_target_stats, scale_targets
 
@@ -195,6 +196,18 @@ class Objective:
     def load_target_stats(self, stats: dict[str, Any]) -> None:
         check_target_stats(stats, self.slots, len(self.coordinates))
         self.target_stats = stats
+
+    def fit_baselines(self, samples: list[Sample]) -> dict[str, Any]:
+        """The objective's trivial predictors, fitted on training samples whose targets are final (scaled):
+        {name: JSON-able table}. The first is the one `val_loss_ratio` divides by. Regression objectives
+        here share the lookup tables of baseline.py; an objective with other targets overrides this and
+        `baseline_predictor` (e.g. a classifier's marginal class frequencies)."""
+        parts = [(s.features, s.targets["target"], s.targets["mask"]) for s in samples]
+        return fit_lookup_baselines(parts, self.slots, len(self.coordinates))
+
+    def baseline_predictor(self, table: dict[str, Any]) -> Callable[[torch.Tensor], torch.Tensor]:
+        """A fitted table as a function of packed features [.., T, 4] -> predictions [T, out_dim]."""
+        return LookupPredictor(table)
 
     def _penalty(self, diff: torch.Tensor) -> torch.Tensor:
         """Elementwise loss of prediction errors: squared (mse) or Huber (quadratic below delta, then linear,

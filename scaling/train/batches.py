@@ -7,6 +7,7 @@ cursor to reproduce the batches exactly.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from typing import Any
 
@@ -17,7 +18,6 @@ from scaling.data.schema import Event
 from scaling.inputs.coordinates import Normalizer
 from scaling.inputs.pipeline import PackedBatch, Sample, pack_samples, prepare_event
 from scaling.objectives import Objective
-from scaling.objectives.baseline import fit_lookup_baselines
 
 
 class BatchSource:
@@ -106,8 +106,8 @@ def fit_statistics(dataset_dir: str, split: str, *, n_events: int, source: Batch
         samples = first_samples(dataset_dir, split, n_events=n_events, source=source)
     stats = obj.fit_target_stats(samples) if obj.cfg.target_scaling != "none" else None
     table = obj.fit_difficulty(samples) if obj.cfg.difficulty_rescaling else None
-    parts = [(s.features, obj.scale(s.targets)["target"], s.targets["mask"]) for s in samples]
-    baseline = fit_lookup_baselines(parts, obj.slots, len(obj.coordinates))
+    scaled = [dataclasses.replace(s, targets=obj.scale(s.targets)) for s in samples]
+    baseline = obj.fit_baselines(scaled)
     return {"target_stats": stats, "difficulty": table, "baseline": baseline}
 
 

@@ -24,7 +24,6 @@ from scaling.model.flops import flops_per_token
 from scaling.model.mamba2 import resolve_impl
 from scaling.mup import build_param_groups
 from scaling.objectives import build_objective
-from scaling.objectives.baseline import LookupPredictor
 from scaling.train import board, ledger
 from scaling.train import checkpoint as ckpt
 from scaling.train.batches import BatchSource, fit_statistics, validation_batches
@@ -136,7 +135,7 @@ class Trainer:
                                     source=self.source)  # fmt: skip
         except ValueError as err:
             raise ConfigError(f"data.difficulty_events={data.difficulty_events}: {err}") from None
-        self.baselines = {name: LookupPredictor(t) for name, t in fitted["baseline"].items()}
+        self.baselines = {n: self.objective.baseline_predictor(t) for n, t in fitted["baseline"].items()}
         if dist.is_main:
             for name, key in (("target_stats", "target_stats"), ("difficulty", "difficulty"),
                               ("baseline", "baseline")):  # fmt: skip
