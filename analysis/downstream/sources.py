@@ -93,7 +93,7 @@ class BackboneSource:
 
     Built with `load`, the weights are read only when features must be computed (a cache hit never loads
     them); the backbone is put in eval mode with `requires_grad_(False)` and only ever run under no_grad.
-    `random_init` gives the same network as the run's step 0 (same config, same seed), never trained.
+    `random_init` initialises the run's network as the trainer does (its config and seed) and never trains it.
     """
 
     def __init__(

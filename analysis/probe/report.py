@@ -23,8 +23,8 @@ SOURCE_LABELS = {
 SUBSET_LABELS = {"all": "all", "non_noise": "non-noise"}
 
 
-def _num(value: Any) -> str:
-    return f"{value:.3f}" if isinstance(value, int | float) and math.isfinite(value) else "–"
+def _num(value: Any, spec: str = ".3f") -> str:
+    return format(value, spec) if isinstance(value, int | float) and math.isfinite(value) else "–"
 
 
 def _cell(metrics: dict[str, Any] | None, kind: str) -> str:
@@ -65,7 +65,7 @@ def probe_notes(result: dict[str, Any]) -> str:
         f"of `{result.get('eval_split')}` ({result.get('n_eval_points')} points, noise fraction "
         f"{_num(result.get('noise_fraction_eval'))}). Backbone and random init read {layer}; "
         f"checkpoint `{Path(result.get('checkpoint', {}).get('folder', '?')).name}`; "
-        f"{_num(result.get('timing_s', {}).get('total'))} s."
+        f"{_num(result.get('timing_s', {}).get('total'), '.0f')} s."
     )
     for key, note in result.get("skipped", {}).items():
         text += f" {key} skipped: {note}."

@@ -2,7 +2,7 @@
 
 Feature sources, side by side on the same events and the same targets:
     backbone             the run's final checkpoint, residual stream before the final RMSNorm ("prenorm")
-    random_init          the same network as the run's step 0 (its config and seed), never trained, prenorm
+    random_init          the run's network initialised as the trainer does (its config, torch seed), untrained
     raw                  the model's inputs [e_std, r01, phi01, eta01] (the trainer's pipeline)
     backbone_final_norm  the checkpoint after the final RMSNorm (what the downstream adapters read)
 Pre-norm is the main figure because the final norm lets the heavy-tailed energy column dominate and drops
@@ -319,8 +319,22 @@ def probe_run(run_dir: Path, opts: ProbeOptions) -> dict[str, Any]:
             "total": time.perf_counter() - t0,
         },  # fmt: skip
     }
+    out = _finite(out)
     write_json_atomic(run_dir / PROBE_FILE, out)
     return out
+
+
+def _finite(obj: Any) -> Any:
+    """The same structure with NaN and infinities as None (plain JSON; the report shows them as –)."""
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_finite(v) for v in obj]
+    if isinstance(obj, float | np.floating):
+        return float(obj) if np.isfinite(obj) else None
+    if isinstance(obj, np.integer):
+        return int(obj)
+    return obj
 
 
 def is_up_to_date(run_dir: Path, opts: ProbeOptions) -> bool:
