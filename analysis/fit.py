@@ -17,6 +17,7 @@ The irreducible term E of a single-variable law is kept when it lowers the small
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import math
 import sys
@@ -254,6 +255,15 @@ def best_per_value(runs: list[RunRecord], key: str, loss_key: str) -> tuple[list
     return kept, [r.name for r in runs if best.get(getattr(r, key)) is not r]
 
 
+# --loss -> the RunRecord field fitted: the validation loss, or its ratio to the objective's lookup baseline
+LOSS_KEYS = {
+    "final": "final_val_loss",
+    "best": "best_val_loss",
+    "val_loss_ratio": "final_val_loss_ratio",
+    "best_val_loss_ratio": "best_val_loss_ratio",
+}
+
+
 def fit_source(
     sweep: Sweep,
     law: str,
@@ -267,11 +277,17 @@ def fit_source(
     """Pick the points a law needs from a sweep (or table) and fit it; notes say what was assumed."""
     if law not in LAWS:
         raise ValueError(f"--law {law}: choose one of {', '.join(LAWS)}")
-    loss_key = {"final": "final_val_loss", "best": "best_val_loss"}[loss]
+    if loss not in LOSS_KEYS:
+        raise ValueError(f"--loss {loss}: choose one of {', '.join(LOSS_KEYS)}")
+    loss_key = LOSS_KEYS[loss]
     excluded = [{"name": n, "reason": r} for n, r in sweep.excluded]
     notes = list(sweep.notes)
     if law == "compute":
         runs = [r for r in sweep.all_runs if r.val is not None]
+        if "ratio" in loss:  # the frontier of the ratio curves: the same runs, their val_loss_ratio rows
+            runs = [dataclasses.replace(r, val=r.val_ratio) for r in runs if r.val_ratio is not None]
+            if not runs:
+                raise ValueError(f"{sweep.source}: no run logged val_loss_ratio; use --loss final")
         if sweep.partial:
             notes.append(f"frontier includes the partial curves of {len(sweep.partial)} unfinished run(s)")
         fit = fit_compute_law(runs, irreducible=irreducible, n_boot=n_boot, seed=seed)
@@ -291,6 +307,12 @@ def fit_source(
                 )
         names = [r.name for r in runs]
         y = np.array([getattr(r, loss_key) for r in runs])
+        if "ratio" in loss and np.isnan(y).any():
+            missing = [n for n, v in zip(names, y, strict=True) if np.isnan(v)]
+            raise ValueError(
+                f"--loss {loss}: run(s) {', '.join(missing[:5])} logged no val_loss_ratio (trained before "
+                "runs fitted a baseline, or no validation); rerun them or fit --loss final"
+            )
         params = np.array([r.params_non_embedding for r in runs])
         if np.isnan(params).any():
             params = np.where(np.isnan(params), [r.params_total for r in runs], params)
@@ -358,7 +380,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--json", type=Path, help="write the fit as JSON here")
     parser.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples of runs (0: none)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--loss", choices=("final", "best"), default="final", help="final or best val loss")
+    parser.add_argument(
+        "--loss",
+        choices=tuple(LOSS_KEYS),
+        default="final",
+        help="final or best val loss, or the final (val_loss_ratio) or best ratio to the lookup baseline",
+    )
     parser.add_argument("--x-data", choices=("tokens", "events"), default="tokens", help="data law's x axis")
     parser.add_argument(
         "--irreducible",

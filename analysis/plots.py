@@ -104,11 +104,12 @@ def plot_law(sweep: Sweep, fit: LawFit, out_dir: Path) -> list[Path]:
             ax.set_xlabel(AXIS.get(fit.x, AXIS[fit.law]))
         ax.set_xscale("log")
         ax.set_yscale("log")
-        ax.set_ylabel(LOSS_LABEL)
-        ax.set_title(f"{sweep.name}: {fit.law} scaling")
+        ratio = "ratio" in fit.loss
+        ax.set_ylabel("validation loss / lookup baseline's" if ratio else LOSS_LABEL)
+        ax.set_title(f"{sweep.name}: {fit.law} scaling" + (" of the baseline ratio" if ratio else ""))
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(loc="best")
-        return save_figure(fig, out_dir, f"law_{fit.law}")
+        return save_figure(fig, out_dir, f"law_{fit.law}" + ("_ratio" if ratio else ""))
 
 
 def _draw_compute(ax: plt.Axes, sweep: Sweep, fit: LawFit) -> None:

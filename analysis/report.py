@@ -54,15 +54,21 @@ def _fmt(value: float | None, spec: str = ".3g") -> str:
 def run_table(sweep: Sweep) -> str:
     """Markdown table of every completed run, then the excluded ones with their reason."""
     lines = [
-        "| run | model | width | params (non-emb.) | tokens | FLOPs | GPU-hours | final val loss |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| run | model | width | params (non-emb.) | tokens | FLOPs | GPU-hours | final val loss "
+        "| ratio to lookup |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in sorted(sweep.completed, key=lambda r: (r.params_non_embedding, r.tokens, r.lr or 0.0)):
         lines.append(
             f"| {r.name} | {r.model or '–'} | {r.width or '–'} | {_fmt(r.params_non_embedding)} | "
             f"{_fmt(r.tokens)} | {_fmt(r.flops)} | {_fmt(r.gpu_hours, '.3f')} | "
-            f"{_fmt(r.final_val_loss, '.4f')} |"
+            f"{_fmt(r.final_val_loss, '.4f')} | {_fmt(r.final_val_loss_ratio, '.3f')} |"
         )
+    lines.append(
+        "\nratio to lookup: validation loss over the loss of the objective's trivial predictor (the mean "
+        "target per radial layer, fitted on training events) on the same events; 1 means nothing learned "
+        "beyond the detector's layout."
+    )
     if sweep.excluded:
         lines.append(
             "\nExcluded from the fits (their partial validation curves still enter the compute frontier):\n"
@@ -189,12 +195,33 @@ def build_report(sweep_dir: Path, out_dir: Path, *, n_boot: int = 200, seed: int
         fits[law] = fit.to_json()
         figure = plots.plot_law(sweep, fit, out_dir)[0]
         md += [law_section(fit), "", f"![{law} law]({figure.name})", ""]
+    md += _ratio_laws(sweep, laws, out_dir, fits, n_boot=n_boot, seed=seed)
     md += _transfer_section(sweep, out_dir)
     curves = plots.plot_training_curves(sweep, out_dir)[0]
     md += ["## Training curves", "", f"![training curves]({curves.name})", ""]
     md += probe_section(Path(sweep_dir))
     md += downstream_sections(Path(sweep_dir), out_dir)
     return "\n".join(md) + "\n", fits
+
+
+def _ratio_laws(sweep: Sweep, laws: list[str], out_dir: Path, fits: dict[str, dict], *, n_boot: int,
+                seed: int) -> list[str]:  # fmt: skip
+    """The model and data laws of val_loss_ratio, where every completed run logged one: a law of the loss
+    alone can be a law of the baseline (the table's loss shrinks with the data as well)."""
+    if not sweep.completed or not all(math.isfinite(r.final_val_loss_ratio) for r in sweep.completed):
+        return []
+    md = []
+    for law in (name for name in laws if name in ("model", "data")):
+        try:
+            fit = fit_source(sweep, law, loss="val_loss_ratio", n_boot=n_boot, seed=seed)
+        except ValueError as err:
+            md += [f"### {law} law of the baseline ratio", "", f"_Not fitted: {err}_", ""]
+            continue
+        fits[f"{law}_ratio"] = fit.to_json()
+        figure = plots.plot_law(sweep, fit, out_dir)[0]
+        md += [law_section(fit).replace(" law:", " law of val_loss_ratio:", 1), "",
+               f"![{law} law of the ratio]({figure.name})", ""]  # fmt: skip
+    return md
 
 
 def _transfer_section(sweep: Sweep, out_dir: Path) -> list[str]:

@@ -53,11 +53,14 @@ class RunRecord:
     flops: float = math.nan
     final_val_loss: float = math.nan
     best_val_loss: float = math.nan
+    final_val_loss_ratio: float = math.nan  # val loss / the lookup baseline's on the same events
+    best_val_loss_ratio: float = math.nan
     gpu_hours: float = math.nan
     device: str = ""
     world_size: int | None = None
     val: Curve | None = None
     train: Curve | None = None
+    val_ratio: Curve | None = None  # the val_loss_ratio curve, where the trainer logged one
     flops_assumed: bool = False  # FLOPs taken as 6·N·D because the source had none
 
 
@@ -87,8 +90,9 @@ def _read_json(path: Path) -> dict[str, Any]:
     return data
 
 
-def read_metrics(path: Path) -> tuple[Curve | None, Curve | None]:
-    """(val curve, train curve) from metrics.jsonl; a torn or bad line is skipped with a warning."""
+def read_metrics(path: Path, val_key: str = "val_loss") -> tuple[Curve | None, Curve | None]:
+    """(val curve of `val_key`, train curve) from metrics.jsonl; a torn or bad line is skipped with a
+    warning."""
     rows: dict[str, list[dict[str, Any]]] = {"val": [], "train": []}
     if not path.exists():
         return None, None
@@ -102,7 +106,7 @@ def read_metrics(path: Path) -> tuple[Curve | None, Curve | None]:
             continue
         if isinstance(row, dict) and row.get("kind") in rows:
             rows[row["kind"]].append(row)
-    val = _curve(rows["val"], "val_loss")
+    val = _curve(rows["val"], val_key)
     return val, _curve(rows["train"], "loss")
 
 
@@ -139,6 +143,7 @@ def read_run(run_dir: Path) -> RunRecord:
     summary = _read_json(run_dir / "summary.json") if (run_dir / "summary.json").exists() else {}
     model, data, opt = cfg.get("model") or {}, cfg.get("data") or {}, cfg.get("optimizer") or {}
     val, train = read_metrics(run_dir / "metrics.jsonl")
+    val_ratio, _ = read_metrics(run_dir / "metrics.jsonl", "val_loss_ratio")
     rec = RunRecord(
         name=run_dir.name,
         state=str(status.get("state", "completed" if summary else "unknown")),
@@ -150,6 +155,7 @@ def read_run(run_dir: Path) -> RunRecord:
         world_size=_int(summary.get("world_size")),
         val=val,
         train=train,
+        val_ratio=val_ratio,
     )
     for key in (
         "params_total",
@@ -159,12 +165,17 @@ def read_run(run_dir: Path) -> RunRecord:
         "flops",
         "final_val_loss",
         "best_val_loss",
+        "final_val_loss_ratio",
+        "best_val_loss_ratio",
         "gpu_hours",
     ):
         setattr(rec, key, _num(summary.get(key)))
     if val is not None and not summary:  # a partial run: totals so far, from its curve
         rec.tokens, rec.events, rec.flops = val.tokens[-1], val.events[-1], val.flops[-1]
         rec.final_val_loss, rec.best_val_loss = val.loss[-1], float(np.nanmin(val.loss))
+        if val_ratio is not None:
+            rec.final_val_loss_ratio = val_ratio.loss[-1]
+            rec.best_val_loss_ratio = float(np.nanmin(val_ratio.loss))
     return rec
 
 

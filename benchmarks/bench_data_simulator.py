@@ -4,6 +4,8 @@
     .venv/bin/python benchmarks/bench_data_simulator.py --full   # 10x the events
 
 Goal from the issue: >= 500 events/s per core with the paper profile (`SimulatorConfig()` defaults).
+The `sphenix` profile (loopers, V0 decays, multiple scattering) is timed in the same run, as events/s and
+points/s and their ratios to the paper profile's.
 References, measured on the same events:
   * loop: the same helix-layer intersections computed per track, per layer and per turn in plain Python
     (the unvectorised form of `trace_hits`); it also checks that both give the same crossings.
@@ -115,6 +117,15 @@ def main() -> None:
           f"  (goal >= 500: {verdict})")  # fmt: skip
     print(f"  reference numpy draw     {n_events / draw_s:9.1f} events/s (4 float32 normals per point)")
     print(f"  ratio simulator / draw   {draw_s / sim_s:9.3f}")
+    sph = sim.sphenix_config()
+    sph_sizes, sph_s, _ = timed(
+        lambda: np.array([ev.n_points for ev in sim.simulate_events(n_events, args.seed, sph)])
+    )
+    sph_ev_s, sph_mpts = n_events / sph_s, sph_sizes.sum() / sph_s / 1e6
+    print(f"sphenix profile, same events count: points/event mean {sph_sizes.mean():.0f} "
+          f"median {np.median(sph_sizes):.0f} max {sph_sizes.max()}")  # fmt: skip
+    print(f"  simulate_events          {sph_ev_s:9.1f} events/s per core, {sph_mpts:.2f} M points/s")
+    print(f"  ratio sphenix / paper    {sph_ev_s / ev_s:9.3f} in events/s, {sph_mpts / mpts:.3f} in points/s")
     print(f"helix-layer crossings of {n_loop} events, vectorised vs per-track Python loop "
           f"(same crossings: {agree})")  # fmt: skip
     print(f"  vectorised trace_hits    {n_loop / vec_s:9.1f} events/s")

@@ -128,8 +128,9 @@ def is_deterministic_failure(status: dict[str, Any]) -> bool:
 
 
 def last_metrics(run_dir: Path) -> dict[str, Any]:
-    """Newest train step, its wall seconds, and newest val_loss from metrics.jsonl (tolerates a torn line)."""
-    out: dict[str, Any] = {"step": None, "wall_s": None, "val_loss": None}
+    """Newest train step, its wall seconds, newest val_loss and val_loss_ratio (val loss / the objective's
+    lookup baseline's) from metrics.jsonl (tolerates a torn line)."""
+    out: dict[str, Any] = {"step": None, "wall_s": None, "val_loss": None, "val_loss_ratio": None}
     path = run_dir / "metrics.jsonl"
     if not path.is_file():
         return out
@@ -140,6 +141,7 @@ def last_metrics(run_dir: Path) -> dict[str, Any]:
             continue
         if row.get("kind") == "val" and row.get("val_loss") is not None:
             out["val_loss"] = row["val_loss"]
+            out["val_loss_ratio"] = row.get("val_loss_ratio")
         elif row.get("kind") == "train":
             out["step"], out["wall_s"] = row.get("step"), row.get("wall_s")
     return out
@@ -178,6 +180,7 @@ def status_rows(
                 "step": step,
                 "budget": budget,
                 "val_loss": metrics["val_loss"],
+                "ratio": metrics["val_loss_ratio"],
                 "eta": None if status.get("state") == "completed" else eta_s(step, budget, metrics["wall_s"]),
                 "reason": status.get("reason"),
             }
@@ -186,7 +189,7 @@ def status_rows(
 
 
 def format_table(rows: list[dict[str, Any]]) -> str:
-    head = ["run", "state", "attempts", "job", "step/budget", "val_loss", "eta", "reason"]
+    head = ["run", "state", "attempts", "job", "step/budget", "val_loss", "ratio", "eta", "reason"]
     body = [
         [
             r["run"],
@@ -195,6 +198,7 @@ def format_table(rows: list[dict[str, Any]]) -> str:
             str(r["job"]),
             f"{r['step']}/{r['budget'] or '?'}",
             "-" if r["val_loss"] is None else f"{r['val_loss']:.4g}",
+            "-" if r.get("ratio") is None else f"{r['ratio']:.3f}",
             _fmt_eta(r["eta"]),
             (r["reason"] or "")[:60],
         ]

@@ -20,7 +20,11 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--shard-events", type=int, default=1024, help="events per shard (or per .npz file)")
     sim.add_argument("--splits", default="train=0.9,val=0.05,test=0.05", help="name=share,...")
     sim.add_argument("--format", choices=("hdf5", "tpcpp"), default="hdf5", help="output layout")
-    sim.add_argument("--profile", choices=("small", "paper"), default="paper", help="event sizes")
+    sim.add_argument(
+        "--profile", choices=("sphenix", "paper", "small"), default="sphenix",
+        help="sphenix: like the paper's TPCpp-10M (loopers, decays, multiple scattering); "
+        "paper: ideal helices (the earlier default); small: quick tests",
+    )  # fmt: skip
     sim.set_defaults(func=cmd_simulate)
     imp = sub.add_parser("import-tpcpp", help="convert the TPCpp-10M NumPy layout")
     imp.add_argument("src", help="TPCpp-10M root (holding labeled/ and/or unlabeled/)")
@@ -30,6 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     imp.set_defaults(func=cmd_import)
     ins = sub.add_parser("inspect", help="check a dataset and print per-split figures")
     ins.add_argument("dir", help="dataset folder (holding manifest.json)")
+    ins.add_argument("--split", default=None, help="only this split (default: all)")
     ins.set_defaults(func=cmd_inspect)
     return parser
 

@@ -1,9 +1,9 @@
 """`python -m scaling.data simulate|import-tpcpp|inspect`: make, convert and check event datasets.
 
-    python -m scaling.data simulate --out data/sim --events 2000 --seed 1 --profile small
+    python -m scaling.data simulate --out data/sim --events 2000 --seed 1 --profile sphenix
     python -m scaling.data simulate --out data/fake-tpcpp --events 500 --format tpcpp
     python -m scaling.data import-tpcpp /data/TPCpp-10M --out data/tpcpp
-    python -m scaling.data inspect data/sim
+    python -m scaling.data inspect data/sim [--split train]   # distributions beside the paper's statements
 
 Errors a user can meet are one line on stderr and exit code 2; `inspect` exits 2 on any inconsistency.
 """
@@ -57,20 +57,14 @@ def parse_splits(text: str, n_events: int) -> dict[str, int]:
 
 
 def _simulator(profile: str) -> tuple[Any, Any]:
-    """(simulate_events, config): `paper` = SimulatorConfig defaults, `small` = its small preset."""
+    """(simulate_events, config) of a named profile (`simulator.PROFILES`)."""
     try:
         from scaling.data import simulator
     except ImportError as err:
         raise ValueError(
             f"the detector simulator cannot be imported ({err}); reinstall the project"
         ) from None
-    cfg = simulator.SimulatorConfig()
-    if profile == "small":
-        small = getattr(simulator, "small_config", None) or getattr(simulator.SimulatorConfig, "small", None)
-        if small is None:
-            raise ValueError("--profile small: this simulator has no small preset; use --profile paper")
-        cfg = small()
-    return simulator.simulate_events, cfg
+    return simulator.simulate_events, simulator.profile_config(profile)
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
@@ -107,13 +101,20 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 def cmd_inspect(args: argparse.Namespace) -> int:
     root = Path(args.dir)
-    print(format_report(summarize(root, read_manifest(root))))
+    manifest = read_manifest(root)
+    if args.split is not None:
+        if args.split not in manifest["splits"]:
+            have = ", ".join(manifest["splits"]) or "none"
+            raise ValueError(f"{root}: no split {args.split!r} (it has: {have}); pick one with --split")
+        manifest = {**manifest, "splits": {args.split: manifest["splits"][args.split]}}
+    print(format_distributions(summarize(root, manifest)))
     return 0
 
 
 def _shard_summary(reader: ShardReader, block_events: int = 4096) -> dict[str, Any]:
     """Per-event point and track counts, PID counts and noise count of one shard (vectorised per block)."""
-    points, tracks, pid, noise = [], [], np.zeros(N_PID_CLASSES, np.int64), 0
+    points, tracks, per_track = [], [], []
+    pid, noise = np.zeros(N_PID_CLASSES, np.int64), 0
     n = len(reader)
     for lo in range(0, n, block_events):
         block = reader.read_block(lo, min(n, lo + block_events))
@@ -128,19 +129,22 @@ def _shard_summary(reader: ShardReader, block_events: int = 4096) -> dict[str, A
             raise ShardError(reader.path, PID_RANGE_ERROR)
         owner = np.repeat(np.arange(counts.size), counts)
         labelled = c["track_id"] >= 0
-        pairs = np.unique(np.stack([owner[labelled], c["track_id"][labelled]]), axis=1)
+        pairs, hits = np.unique(
+            np.stack([owner[labelled], c["track_id"][labelled]]), axis=1, return_counts=True
+        )
         tracks.append(np.bincount(pairs[0], minlength=counts.size))
+        per_track.append(hits)
         points.append(counts)
         pid += np.bincount(c["pid"].astype(np.int64), minlength=N_PID_CLASSES)
         noise += int(c["noise"].astype(np.int64).sum())
-    return {"points": points, "tracks": tracks, "pid": pid, "noise": noise}
+    return {"points": points, "tracks": tracks, "per_track": per_track, "pid": pid, "noise": noise}
 
 
 def summarize(root: Path, manifest: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """Check each shard against the manifest (checksum, counts, offsets, NaN, PID range); split figures."""
     report: dict[str, dict[str, Any]] = {}
     for split, info in manifest["splits"].items():
-        points, tracks, pid, noise = [], [], np.zeros(N_PID_CLASSES, np.int64), 0
+        points, tracks, per_track, pid, noise = [], [], [], np.zeros(N_PID_CLASSES, np.int64), 0
         for shard in info["shards"]:
             path = root / shard["file"]
             if not path.is_file():
@@ -156,25 +160,34 @@ def summarize(root: Path, manifest: dict[str, Any]) -> dict[str, dict[str, Any]]
                                  f"{shard['n_events']} / {shard['n_points']}")  # fmt: skip
             points += part["points"]
             tracks += part["tracks"]
+            per_track += part["per_track"]
             pid, noise = pid + part["pid"], noise + part["noise"]
         n_events = int(sum(p.size for p in points))
         if info.get("n_events", n_events) != n_events:
             raise ValueError(f"{root / 'manifest.json'}: split {split!r} lists n_events {info['n_events']} "
                              f"but its shards hold {n_events}; re-create the dataset")  # fmt: skip
-        report[split] = _split_figures(points, tracks, pid, noise)
+        report[split] = _split_figures(points, tracks, per_track, pid, noise)
     return report
 
 
-def _split_figures(points: list, tracks: list, pid: np.ndarray, noise: int) -> dict[str, Any]:
+def _split_figures(
+    points: list, tracks: list, per_track: list, pid: np.ndarray, noise: int
+) -> dict[str, Any]:
     per_event = np.concatenate(points) if points else np.zeros(0, np.int64)
-    per_track = np.concatenate(tracks) if tracks else np.zeros(0, np.int64)
+    tracks_per_event = np.concatenate(tracks) if tracks else np.zeros(0, np.int64)
+    hits = np.concatenate(per_track) if per_track else np.zeros(0, np.int64)
     total = max(int(per_event.sum()), 1)
     describe = (lambda a: (int(a.min()), float(np.median(a)), int(a.max()))) if per_event.size else None
     return {
         "events": int(per_event.size),
         "points": int(per_event.sum()),
         "points_per_event": describe(per_event) if describe else None,
-        "tracks_per_event": describe(per_track) if describe else None,
+        "tracks_per_event": describe(tracks_per_event) if describe else None,
+        "distributions": {
+            "spacepoints per event": per_event,
+            "truth tracks per event": tracks_per_event,
+            "points per truth track": hits,
+        },
         "pid_fractions": {name: float(pid[i] / total) for i, name in enumerate(PID_NAMES)},
         "noise_fraction": noise / total,
     }
@@ -191,4 +204,53 @@ def format_report(report: dict[str, dict[str, Any]]) -> str:
         pid = "  ".join(f"{k} {v:.3f}" for k, v in fig["pid_fractions"].items())
         lines.append(f"  pid fractions: {pid}")
         lines.append(f"  noise fraction: {fig['noise_fraction']:.3f}")
+    return "\n".join(lines)
+
+
+# What the paper says of TPCpp-10M (appendix A.3, Figure 7; Figure 8 for the classes) and how its words are
+# read here: "a few hundred" as an event minimum below 1000, "tens of thousands" as a maximum of at least
+# 10 000, "under 10" as a minimum below 10, "nearly 100" as a maximum between 70 and 150.
+PAPER_RANGES: dict[str, tuple[str, Any]] = {
+    "spacepoints per event": (
+        "a few hundred to tens of thousands",
+        lambda lo, hi: lo < 1000 and hi >= 10_000,
+    ),
+    "truth tracks per event": ("under 10 to nearly 100", lambda lo, hi: lo < 10 and 70 <= hi <= 150),
+    "points per truth track": ("not stated", None),
+}
+QUANTILES = (0.0, 0.01, 0.1, 0.5, 0.9, 0.99, 1.0)
+
+
+def _number(value: float) -> str:
+    """Counts as integers; fractional quantiles below 100 with three significant digits."""
+    return f"{value:.0f}" if abs(value - round(value)) < 1e-9 or value >= 100 else f"{value:.3g}"
+
+
+def format_distributions(report: dict[str, dict[str, Any]]) -> str:
+    """Per split: quantiles of points and tracks per event and points per track beside the paper's words."""
+    head = ["", "min", "1%", "10%", "median", "90%", "99%", "max", "the paper (TPCpp-10M)", "ends match"]
+    lines = []
+    for split, fig in report.items():
+        lines.append(f"[{split}] events {fig['events']}, spacepoints {fig['points']}")
+        rows = [head]
+        for name, values in fig["distributions"].items():
+            words, check = PAPER_RANGES[name]
+            if values.size == 0:
+                rows.append([name, *["-"] * 7, words, "-"])
+                continue
+            q = np.quantile(values, QUANTILES)
+            verdict = "-" if check is None else ("yes" if check(q[0], q[-1]) else "no")
+            rows.append([name, *(_number(v) for v in q), words, verdict])
+        widths = [max(len(row[i]) for row in rows) for i in range(len(head))]
+        for row in rows:
+            cells = [row[0].ljust(widths[0])] + [
+                c.rjust(w) for c, w in zip(row[1:8], widths[1:8], strict=True)
+            ]
+            lines.append("  " + "  ".join([*cells, row[8].ljust(widths[8]), row[9]]).rstrip())
+        pid = "  ".join(f"{k} {v:.3f}" for k, v in fig["pid_fractions"].items())
+        lines.append(f"  pid fractions: {pid}  (the paper: Figure 8, no numbers in the text)")
+        lines.append(f"  noise fraction: {fig['noise_fraction']:.3f}  (points of particles below 60 MeV/c; "
+                     "the paper: Figure 8, no number in the text)")  # fmt: skip
+    lines.append("the paper states ranges only; 'ends match' reads them as: points min < 1000 and "
+                 "max >= 10000, tracks min < 10 and max 70-150 (over enough events)")  # fmt: skip
     return "\n".join(lines)

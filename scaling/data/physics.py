@@ -151,3 +151,48 @@ def crossing_cos_alpha(
     """
     r = np.hypot(x, y)
     return np.abs(cy * x - cx * y) / (radius * r)
+
+
+def highland_theta0(p_gev: np.ndarray, beta: np.ndarray, x_over_x0: np.ndarray) -> np.ndarray:
+    """RMS plane-projected multiple-scattering angle [rad] of a unit charge (Highland; PDG eq. 34.15).
+
+        theta0 = 13.6 MeV / (beta c p) * sqrt(x/X0) * [1 + 0.038 ln(x / (X0 beta^2))]
+
+    Accurate to 11 % for 1e-3 < x/X0 < 100. The formula is for the total thickness: a random walk over
+    steps draws each step's variance as theta0(x_after)^2 - theta0(x_before)^2, so the accumulated
+    variance equals Highland's at every depth (summing per-step theta0^2 would underestimate the log term).
+    """
+    x = np.maximum(x_over_x0, 1e-12)
+    log_term = np.maximum(1.0 + 0.038 * np.log(x / beta**2), 0.0)
+    return 0.0136 / (beta * p_gev) * np.sqrt(x) * log_term
+
+
+def two_body_momentum(mass: float, m1: float, m2: float) -> float:
+    """Daughter momentum p* [GeV] in the rest frame of a two-body decay M -> m1 m2 (PDG kinematics 49.17)."""
+    return float(np.sqrt((mass**2 - (m1 + m2) ** 2) * (mass**2 - (m1 - m2) ** 2)) / (2.0 * mass))
+
+
+def boost_from_rest(
+    p_star: np.ndarray, e_star: np.ndarray, parent_p: np.ndarray, parent_m: np.ndarray
+) -> np.ndarray:
+    """(n, 3) lab momenta of daughters with rest-frame momenta `p_star` (n, 3), energies `e_star` (n,).
+
+    Lorentz boost along the parent's momentum (n, 3): p = p* + [(gamma - 1) (p*.n) + gamma beta E*] n.
+    """
+    p = np.linalg.norm(parent_p, axis=1)
+    e = np.sqrt(p**2 + parent_m**2)
+    gamma, beta = e / parent_m, p / e
+    n = parent_p / np.maximum(p, 1e-12)[:, None]
+    along = np.einsum("ij,ij->i", p_star, n)
+    return p_star + ((gamma - 1.0) * along + gamma * beta * e_star)[:, None] * n
+
+
+def sample_tsallis_pt(
+    rng: np.random.Generator, n: int, t_gev: float, power: float, pt_max_gev: float
+) -> np.ndarray:
+    """(n,) pT [GeV] from dN/dpT ~ pT (1 + pT/(nT))^-n, clipped at pt_max.
+
+    pT/(nT) is beta-prime(2, n-2) distributed, i.e. a ratio of Gamma variates.
+    """
+    nt = power * t_gev
+    return np.minimum(nt * rng.gamma(2.0, size=n) / rng.gamma(power - 2.0, size=n), pt_max_gev)

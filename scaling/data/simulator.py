@@ -7,6 +7,11 @@ leave many points over a narrow radial range. Each point's energy is the Bethe-B
 (species-dependent through beta*gamma = p/m) times the path length through the pad row, with Moyal (Landau)
 fluctuations, in ADC-like units. Points of particles below 60 MeV/c are labelled noise (schema rule).
 
+Profiles (`profile_config`): `sphenix` adds what the paper's TPCpp-10M events hold beyond ideal helices
+(transport.py: K0S and Lambda decays with displaced vertices, low-pT primaries looping inside the TPC,
+Highland multiple scattering) and is tuned to its event sizes: the default of the scaling studies. `paper`
+is `SimulatorConfig()` (ideal helices, unchanged since the first datasets); `small` is for quick tests.
+
     >>> from scaling.data.simulator import SimulatorConfig, simulate_events, small_config
     >>> for event in simulate_events(4, seed=0, cfg=small_config()):
     ...     print(event.n_points, len(event.tracks))
@@ -17,7 +22,6 @@ slice of a dataset is reproducible without generating what comes before it.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
@@ -27,6 +31,13 @@ import numpy as np
 from scaling.config import check_order, check_positive, check_range, doc
 from scaling.data import physics
 from scaling.data.schema import NOISE_MOMENTUM_GEV, Event, TrackTable
+from scaling.data.transport import (
+    Particles,
+    concat_particles,
+    mark_loopers,
+    sample_v0_daughters,
+    scatter_crossings,
+)
 
 # Species in PID-class order (schema.PID_NAMES: other, pion, kaon, proton, electron); "other" are muons.
 SPECIES_MASS_GEV = np.array([0.1056584, 0.1395704, 0.493677, 0.9382721, 0.000511])
@@ -72,6 +83,10 @@ class SimulatorConfig:
     secondaries_mean: float = doc(
         "mean number of low-momentum secondaries per event (looping-hit rate)", default=3.0
     )
+    secondaries_per_primary: float = doc(
+        "extra mean secondaries per charged primary (material interactions scale with the tracks)",
+        default=0.0,
+    )
     secondaries_k: float = doc(
         "negative-binomial shape k of the secondary count (small = rare busy events)", default=0.3
     )
@@ -85,6 +100,30 @@ class SimulatorConfig:
     conversion_e_max_gev: float = doc("highest converting-photon energy [GeV] (log-uniform)", default=0.1)
     secondary_max_turns: float = doc(
         "turns a looping secondary makes before it stops in the gas", default=12.0
+    )
+    # Transport beyond ideal helices (transport.py); the defaults switch each off (the paper profile)
+    looper_turns: float = doc(
+        "turns followed by a primary or decay daughter whose circle stays inside the TPC; 0 = half a turn",
+        default=0.0,
+    )
+    k0s_per_primary: float = doc("mean K0S per charged primary (Poisson); 0 = no V0 decays", default=0.0)
+    lambda_per_primary: float = doc(
+        "mean Lambda + anti-Lambda per charged primary (Poisson); 0 = none", default=0.0
+    )
+    antilambda_fraction: float = doc(
+        "share of anti-Lambda among the Lambdas (STAR p+p 200 GeV: 0.040 / (0.044 + 0.040))", default=0.477
+    )
+    multiple_scattering: bool = doc(
+        "random-walk the crossings of every track by Highland multiple scattering", default=False
+    )
+    gas_radiation_length_cm: float = doc(
+        "radiation length X0 of the TPC gas [cm] (Ne/CF4 50:50 at NTP: ~150 m)", default=15000.0
+    )
+    inner_material_x0: float = doc(
+        "material inside the TPC (beam pipe, silicon, field cage) in units of X0, one kink", default=0.0
+    )
+    inner_material_radius_cm: float = doc(
+        "radius at which the inner material's kink is applied [cm]", default=10.0
     )
     secondary_cos_theta_max: float = doc(
         "|cos theta| limit of secondary directions (uniform below)", default=0.5
@@ -144,12 +183,15 @@ _POSITIVE = (
     "b_field_t", "z_half_length_cm", "tsallis_t_gev", "pt_max_gev", "eta_max", "adc_per_mip",
     "multiplicity_k", "secondaries_k", "secondary_max_turns", "path_factor_max", "secondary_p_min_gev",
     "gas_z_over_a", "gas_excitation_ev", "dedx_tcut_kev", "dedx_min_beta_gamma", "energy_max_adc",
+    "gas_radiation_length_cm", "inner_material_radius_cm",
 )  # fmt: skip
 _NON_NEGATIVE = (
     "secondaries_mean", "sigma_rphi_cm", "sigma_z_cm", "vertex_sigma_z_cm", "vertex_sigma_xy_cm",
-    "multiplicity_mean", "multiplicity_min", "landau_width", "energy_floor_adc",
+    "multiplicity_mean", "multiplicity_min", "landau_width", "energy_floor_adc", "looper_turns",
+    "k0s_per_primary", "lambda_per_primary", "inner_material_x0",
+    "secondaries_per_primary",
 )  # fmt: skip
-_UNIT = ("hit_efficiency", "conversion_fraction", "secondary_cos_theta_max")
+_UNIT = ("hit_efficiency", "conversion_fraction", "secondary_cos_theta_max", "antilambda_fraction")
 
 
 def small_config(**overrides: object) -> SimulatorConfig:
@@ -161,6 +203,54 @@ def small_config(**overrides: object) -> SimulatorConfig:
         "secondary_max_turns": 3.0,
     }
     return SimulatorConfig(**{**base, **overrides})  # type: ignore[arg-type]
+
+
+def sphenix_config(**overrides: object) -> SimulatorConfig:
+    """Events like the paper's TPCpp-10M (appendix A, Figure 7): the default profile of the scaling studies.
+
+    Minimum-bias p+p at 200 GeV in 1.4 T: a broad negative-binomial charged multiplicity in the acceptance
+    (mean 18, k = 1.2, 5 to 80), K0S and Lambda decays with displaced vertices (0.045 K0S and 0.028
+    Lambda + anti-Lambda per charged primary: STAR's p+p yields at 200 GeV, PRC 75 064901, over
+    dNch/deta ~ 3), low-pT primaries that loop inside the TPC for up to 20 turns,
+    multiple scattering in 2 % X0 of inner material and in the gas, and looping delta electrons and
+    conversions (the noise class) whose number grows with the primaries (0.3 + 0.06 per primary, k = 0.3)
+    and which, emitted at |cos theta| < 0.25, turn up to 80 times before they leave through an end cap:
+    these long spirals make the busiest events (about 1 % of events above 10 000 points, so 300 events
+    reach that about 97 times in 100).
+    Tuned so spacepoints per event span a few hundred to tens of thousands and tracks with hits span under
+    10 to about 100 (`python -m scaling.data inspect` prints both beside the paper's statements).
+    """
+    base = {
+        "multiplicity_mean": 18.0,
+        "multiplicity_k": 1.2,
+        "multiplicity_min": 5,
+        "multiplicity_max": 80,
+        "looper_turns": 20.0,
+        "k0s_per_primary": 0.045,
+        "lambda_per_primary": 0.028,
+        "multiple_scattering": True,
+        "inner_material_x0": 0.02,
+        "secondaries_mean": 0.3,
+        "secondaries_per_primary": 0.06,
+        "secondaries_k": 0.3,
+        "secondary_max_turns": 80.0,
+        "secondary_cos_theta_max": 0.25,
+    }
+    return SimulatorConfig(**{**base, **overrides})  # type: ignore[arg-type]
+
+
+PROFILES = ("sphenix", "paper", "small")  # `paper` is SimulatorConfig() itself
+
+
+def profile_config(name: str) -> SimulatorConfig:
+    """The named profile: `sphenix` (studies), `paper` (SimulatorConfig defaults), `small` (quickstart)."""
+    if name == "sphenix":
+        return sphenix_config()
+    if name == "small":
+        return small_config()
+    if name == "paper":
+        return SimulatorConfig()
+    raise ValueError(f"simulator profile {name!r}: use one of {', '.join(PROFILES)}")
 
 
 def species_fractions(cfg: SimulatorConfig) -> np.ndarray:
@@ -215,20 +305,6 @@ def _negative_binomial(rng: np.random.Generator, mean: float, k: float) -> int:
     return int(rng.negative_binomial(k, k / (k + mean)))
 
 
-@dataclass(frozen=True)
-class Particles:
-    """Charged particles at production: the rows of the event's TrackTable."""
-
-    momentum: np.ndarray  # (t, 3) GeV
-    vertex: np.ndarray  # (t, 3) cm
-    pid: np.ndarray  # (t,) int in 0..4
-    charge: np.ndarray  # (t,) +-1
-    max_psi: (
-        np.ndarray
-    )  # (t,) largest turning angle followed: one half-turn for primaries, loops for secondaries
-    first_only: np.ndarray  # (t,) bool: primaries record only the outgoing crossing of each layer
-
-
 def sample_primaries(cfg: SimulatorConfig, rng: np.random.Generator) -> Particles:
     """Charged primaries from one vertex: NB multiplicity, species mix, Tsallis pT, uniform eta and phi."""
     n = _negative_binomial(rng, cfg.multiplicity_mean, cfg.multiplicity_k)
@@ -237,9 +313,7 @@ def sample_primaries(cfg: SimulatorConfig, rng: np.random.Generator) -> Particle
     # Inverse-CDF draws: Generator.choice with p costs ~10x more per call at these sizes.
     pid = np.minimum(np.searchsorted(np.cumsum(species_fractions(cfg)), rng.random(n), side="right"), 4)
     charge = 2 * rng.integers(0, 2, size=n) - 1
-    # Tsallis pT ~ pT (1 + pT/(nT))^-n: pT/(nT) is beta-prime(2, n-2), i.e. a ratio of Gamma variates.
-    nt = cfg.tsallis_n * cfg.tsallis_t_gev
-    pt = np.minimum(nt * rng.gamma(2.0, size=n) / rng.gamma(cfg.tsallis_n - 2.0, size=n), cfg.pt_max_gev)
+    pt = physics.sample_tsallis_pt(rng, n, cfg.tsallis_t_gev, cfg.tsallis_n, cfg.pt_max_gev)
     eta = rng.uniform(-cfg.eta_max, cfg.eta_max, n)
     phi = rng.uniform(-np.pi, np.pi, n)
     momentum = np.stack([pt * np.cos(phi), pt * np.sin(phi), pt * np.sinh(eta)], axis=1)
@@ -249,9 +323,13 @@ def sample_primaries(cfg: SimulatorConfig, rng: np.random.Generator) -> Particle
     )  # fmt: skip
 
 
-def sample_secondaries(cfg: SimulatorConfig, rng: np.random.Generator) -> Particles:
-    """Delta electrons and conversion pairs born uniformly in the TPC gas, below ~60 MeV/c, looping."""
-    n = _negative_binomial(rng, cfg.secondaries_mean, cfg.secondaries_k)
+def sample_secondaries(cfg: SimulatorConfig, rng: np.random.Generator, n_primaries: int = 0) -> Particles:
+    """Delta electrons and conversion pairs born uniformly in the TPC gas, below ~60 MeV/c, looping.
+
+    Their count is negative binomial with mean secondaries_mean + secondaries_per_primary * n_primaries.
+    """
+    mean = cfg.secondaries_mean + cfg.secondaries_per_primary * n_primaries
+    n = _negative_binomial(rng, mean, cfg.secondaries_k)
     conv = rng.random(n) < cfg.conversion_fraction
     p_delta = _log_uniform(rng, cfg.secondary_p_min_gev, cfg.delta_p_max_gev, n)
     e_gamma = _log_uniform(rng, 2 * cfg.secondary_p_min_gev, cfg.conversion_e_max_gev, n)
@@ -277,22 +355,13 @@ def sample_secondaries(cfg: SimulatorConfig, rng: np.random.Generator) -> Partic
     )  # fmt: skip
 
 
-def concat_particles(a: Particles, b: Particles) -> Particles:
-    """Rows of a, then rows of b."""
-    return Particles(
-        **{
-            f.name: np.concatenate([getattr(a, f.name), getattr(b, f.name)])
-            for f in dataclasses.fields(Particles)
-        }
-    )
-
-
 def trace_hits(cfg: SimulatorConfig, parts: Particles, radii: np.ndarray) -> tuple[np.ndarray, ...]:
-    """Ideal layer crossings of every particle: (track, x, y, z, cos_alpha), one row per crossing.
+    """Ideal layer crossings of every particle: (track, x, y, z, cos_alpha, psi), one row per crossing.
 
     Primaries keep the first crossing of each layer within half a turn (a curling track, 2R < r, reaches no
     further layer); secondaries keep both crossings of every layer on every turn up to `max_psi`. Crossings
-    outside |z| < z_half_length are dropped (z grows monotonically with the turning angle).
+    outside |z| < z_half_length are dropped (z grows monotonically with the turning angle). psi is the
+    turning angle from the production point to the crossing.
     """
     pt = np.hypot(parts.momentum[:, 0], parts.momentum[:, 1])
     moving = np.flatnonzero(pt > 0)
@@ -321,9 +390,10 @@ def trace_hits(cfg: SimulatorConfig, parts: Particles, radii: np.ndarray) -> tup
     turn = np.arange(row.size) - np.repeat(np.cumsum(n_rep) - n_rep, n_rep)
     t_idx, m_idx, b_idx = t_idx[row], m_idx[row], b_idx[row]
     xs, ys = x[m_idx, b_idx], y[m_idx, b_idx]
-    zs = vtx[t_idx, 2] + dz_dpsi[t_idx] * (psi0[row] + TWO_PI * turn)
+    psi_all = psi0[row] + TWO_PI * turn
+    zs = vtx[t_idx, 2] + dz_dpsi[t_idx] * psi_all
     cos_a = physics.crossing_cos_alpha(xs, ys, hel.cx[t_idx], hel.cy[t_idx], hel.radius[t_idx])
-    return moving[t_idx], xs, ys, zs, cos_a
+    return moving[t_idx], xs, ys, zs, cos_a, psi_all
 
 
 def track_energy_scale(cfg: SimulatorConfig, parts: Particles) -> tuple[np.ndarray, np.ndarray]:
@@ -347,11 +417,26 @@ def deposit_energy(cfg: SimulatorConfig, scale: np.ndarray, sin_theta: np.ndarra
     return np.clip(scale * path * fluct, cfg.energy_floor_adc, cfg.energy_max_adc)
 
 
+def sample_transported(cfg: SimulatorConfig, rng: np.random.Generator) -> Particles:
+    """Every charged particle of one event: primaries, gas secondaries, then V0 daughters; loopers marked.
+
+    Optional pieces draw nothing when off, so the paper profile's random stream is unchanged.
+    """
+    primaries = sample_primaries(cfg, rng)
+    parts = concat_particles(primaries, sample_secondaries(cfg, rng, primaries.pid.size))
+    if (cfg.k0s_per_primary > 0 or cfg.lambda_per_primary > 0) and primaries.pid.size:
+        daughters = sample_v0_daughters(cfg, primaries.pid.size, primaries.vertex[0], rng)
+        parts = concat_particles(parts, daughters)
+    return mark_loopers(cfg, parts, cfg.module_edges_cm[-1])
+
+
 def simulate_event(cfg: SimulatorConfig, rng: np.random.Generator) -> Event:
     """One p+p-like event: spacepoints (E, x, y, z), track ids into its TrackTable, PID class, noise flag."""
-    parts = concat_particles(sample_primaries(cfg, rng), sample_secondaries(cfg, rng))
+    parts = sample_transported(cfg, rng)
     radii = _layer_radii(tuple(cfg.module_edges_cm), cfg.layers_per_module)
-    track, x, y, z, cos_a = trace_hits(cfg, parts, radii)
+    track, x, y, z, cos_a, psi = trace_hits(cfg, parts, radii)
+    if cfg.multiple_scattering:
+        x, y, z = scatter_crossings(cfg, parts, SPECIES_MASS_GEV[parts.pid], track, x, y, z, psi, rng)
     u = rng.random(track.size)  # (n,) layer efficiency
     g = rng.standard_normal((3, track.size))  # (3, n) r*phi smear, z smear, Landau (Moyal) seed
     # Smear on the pad row: rotate about the beam line by dphi = d(r*phi) / r (radius kept), shift z.

@@ -3,7 +3,8 @@
     r = sqrt(x^2 + y^2),  phi = atan2(y, x),  eta = -ln tan(theta / 2) with theta = atan2(r, z)
 
 (eta is computed as asinh(z / r), the same quantity without the tangent's cancellation near the beam).
-The model sees `[e_std, r01, phi01, eta01]`: energy standardised, the three positions min-max normalised to
+The model sees `[e_std, r01, phi01, eta01]`: energy standardised (or ln(E / mean E) with energy="log"),
+the three positions min-max normalised to
 [0, 1] with the ranges of the dataset manifest's `stats` block (`scaling.data.schema.STATS_KEYS`), never
 constants. r and eta are clipped to [0, 1] (the paper normalises eta over [-2, 2] and clips); phi01 spans one
 full turn, so phi01 = 0 and phi01 = 1 are the same azimuth (distances in phi are taken modulo 1).
@@ -22,6 +23,7 @@ import numpy as np
 # Features columns the model and the objectives agree on.
 FEATURE_NAMES: tuple[str, ...] = ("energy", "r", "phi", "eta")
 R_COL, PHI_COL, ETA_COL = 1, 2, 3
+ENERGY_FEATURES = ("standard", "log")
 _NEEDED_STATS = ("energy_mean", "energy_std", "r_min", "r_max", "eta_min", "eta_max", "phi_min", "phi_max")
 
 
@@ -55,9 +57,10 @@ class Normalizer:
     eta_min: float
     eta_max: float
     stats: dict[str, Any]  # the full stats block (serialisation reads its bin edges)
+    energy: str = "standard"  # energy feature: standard (E - mean) / std, or log ln(E / mean)
 
     @classmethod
-    def from_stats(cls, stats: dict[str, Any]) -> Normalizer:
+    def from_stats(cls, stats: dict[str, Any], energy: str = "standard") -> Normalizer:
         """Build from `manifest["stats"]`; a missing or degenerate range is a ValueError naming the key."""
         missing = [k for k in _NEEDED_STATS if k not in stats]
         if missing:
@@ -71,7 +74,9 @@ class Normalizer:
                 raise ValueError(f"manifest stats: {hi}={vals[hi]} must exceed {lo}={vals[lo]}")
         if not vals["energy_std"] > 0:
             raise ValueError(f"manifest stats: energy_std={vals['energy_std']} must be positive")
-        return cls(**vals, stats=dict(stats))
+        if energy not in ENERGY_FEATURES:
+            raise ValueError(f"data.energy_feature: {energy!r} is not one of {', '.join(ENERGY_FEATURES)}")
+        return cls(**vals, stats=dict(stats), energy=energy)
 
     def unit(self, name: str, values: np.ndarray | list[float]) -> np.ndarray:
         """Normalise raw values of coordinate `name` ("r", "phi", "eta") to [0, 1] units, unclipped."""
@@ -86,7 +91,10 @@ class Normalizer:
         """(n, 4) [E, x, y, z] -> (n, 4) float32 [e_std, r01, phi01, eta01]."""
         cyl = to_cylindrical(points)
         out = np.empty_like(cyl)
-        out[:, 0] = (cyl[:, 0] - self.energy_mean) / self.energy_std
+        if self.energy == "log":  # heavy-tailed deposits (Landau): a log keeps slow protons from dominating
+            out[:, 0] = np.log(np.maximum(cyl[:, 0], 1e-6 * self.energy_mean) / self.energy_mean)
+        else:
+            out[:, 0] = (cyl[:, 0] - self.energy_mean) / self.energy_std
         out[:, R_COL] = np.clip(self.unit("r", cyl[:, 1]), 0.0, 1.0)
         out[:, PHI_COL] = np.clip(self.unit("phi", cyl[:, 2]), 0.0, 1.0)
         out[:, ETA_COL] = np.clip(self.unit("eta", cyl[:, 3]), 0.0, 1.0)

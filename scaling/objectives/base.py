@@ -11,7 +11,8 @@ per-event scalars, "difficulty" and "proxy", used by the difficulty rescaling (s
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -20,11 +21,16 @@ import torch
 
 from scaling.config import doc
 from scaling.objectives.difficulty import check_difficulty_table, difficulty_weight, fit_difficulty_table
+from scaling.objectives.scaling import check_target_stats, fit_target_stats, scale_targets
 
 if TYPE_CHECKING:
     from scaling.inputs.pipeline import PackedBatch, Sample
 
 REGISTRY: dict[str, type[Objective]] = {}
+METRICS = ("normalised", "physical")
+TARGET_SCALINGS = ("none", "standard", "robust")
+LOSSES = ("mse", "huber")
+GEOMETRY_KEYS = ("r_min", "r_max", "phi_min", "phi_max", "eta_min", "eta_max")
 
 
 @dataclass(kw_only=True)
@@ -44,6 +50,19 @@ class ObjectiveConfig:
         default="tree",
     )
     target_device: str = doc("device of the torch target backend (cpu, cuda)", default="cpu")
+    metric: str = doc(
+        "neighbour metric and target units: normalised (the paper: the min-max (r, phi, eta) cube) or "
+        "physical (dr, r*dphi, dz in cm; targets.py)",
+        default="normalised",
+    )
+    target_scaling: str = doc(
+        "targets as built (none), standardised per slot and coordinate (standard), or asinh of the "
+        "median/MAD-scaled value then standardised (robust); statistics fitted on the train split and "
+        "stored in the run directory (target_stats.json)",
+        default="none",
+    )
+    loss: str = doc("per-scalar loss: mse (the paper) or huber", default="mse")
+    huber_delta: float = doc("Huber transition point, in target units (loss: huber)", default=1.0)
 
     def __post_init__(self) -> None:
         if self.name not in REGISTRY:
@@ -56,6 +75,24 @@ class ObjectiveConfig:
             raise ValueError(f"objective.target_backend: {self.target_backend!r} is not tree or torch")
         if self.difficulty_bins < 1:
             raise ValueError(f"objective.difficulty_bins: must be >= 1, got {self.difficulty_bins}")
+        choices = {"metric": METRICS, "target_scaling": TARGET_SCALINGS, "loss": LOSSES}
+        for key, allowed in choices.items():
+            if getattr(self, key) not in allowed:
+                raise ValueError(
+                    f"objective.{key}: {getattr(self, key)!r} is not one of {', '.join(allowed)}"
+                )
+        if not self.huber_delta > 0:
+            raise ValueError(f"objective.huber_delta: must be > 0, got {self.huber_delta}")
+        if self.metric == "physical" and not self.relative_targets:
+            raise ValueError(
+                "objective.metric=physical predicts offsets in cm; set objective.relative_targets=true "
+                "(absolute targets are the paper's normalised setting)"
+            )
+        if self.metric == "physical" and self.target_backend == "torch":
+            raise ValueError(
+                "objective.metric: physical is built by the CPU search only; "
+                "set objective.target_backend=tree"
+            )
 
 
 def register(name: str) -> Callable[[type[Objective]], type[Objective]]:
@@ -77,26 +114,119 @@ def build_objective(cfg: ObjectiveConfig) -> Objective:
 
 
 class Objective:
-    """Target builder + loss; subclasses define `out_dim`, `build_targets` and `token_errors`."""
+    """Target builder + loss; subclasses define `slots`, `coordinates` and `build_raw_targets`.
+
+    Targets are laid out as `target` (n, slots * len(coordinates)) with `mask` (n, slots): every objective
+    here predicts a few points (slots) of a few coordinates each, which is what the target scaling, the
+    lookup baseline (baseline.py) and the per-coordinate ratios read."""
 
     name = "base"
+    coordinates: tuple[str, ...] = ("dr", "dphi", "deta")
 
     def __init__(self, cfg: ObjectiveConfig) -> None:
         self.cfg = cfg
         self.difficulty_table: dict[str, Any] | None = None
+        self.target_stats: dict[str, Any] | None = None
+        self.geometry: dict[str, float] | None = None
+        self._unscaled = False
+
+    @property
+    def slots(self) -> int:
+        raise NotImplementedError
 
     @property
     def out_dim(self) -> int:
+        return self.slots * len(self.coordinates)
+
+    def bind_stats(self, stats: dict[str, Any]) -> None:
+        """Take the dataset's normalisation ranges (the physical metric converts back to centimetres)."""
+        self.geometry = {key: float(stats[key]) for key in GEOMETRY_KEYS if key in stats}
+        if self.cfg.metric == "physical":
+            missing = [key for key in GEOMETRY_KEYS if key not in self.geometry]
+            if missing:
+                raise ValueError(
+                    f"objective.metric=physical: manifest stats lack {missing}; rewrite the dataset with the "
+                    "current `python -m scaling.data` or use objective.metric=normalised"
+                )
+
+    def build_raw_targets(self, features01_sorted: np.ndarray) -> dict[str, np.ndarray]:
         raise NotImplementedError
 
     def build_targets(self, features01_sorted: np.ndarray) -> dict[str, np.ndarray]:
-        raise NotImplementedError
+        """The raw targets, scaled with the fitted statistics when `target_scaling` is on."""
+        targets = self.build_raw_targets(features01_sorted)
+        if self.cfg.target_scaling != "none" and not self._unscaled:
+            if self.target_stats is None:
+                raise ValueError(
+                    f"objective.target_scaling={self.cfg.target_scaling}: no statistics fitted; call "
+                    "fit_target_stats on training samples (the trainer does) or set target_scaling: none"
+                )
+            targets["target"] = scale_targets(
+                targets["target"], targets["mask"], self.target_stats, len(self.coordinates)
+            )
+        return targets
+
+    @contextmanager
+    def unscaled(self) -> Iterator[None]:
+        """Targets as built, without the scaling (to fit its statistics)."""
+        previous, self._unscaled = self._unscaled, True
+        try:
+            yield
+        finally:
+            self._unscaled = previous
+
+    def scale(self, targets: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Targets built under `unscaled()`, scaled now that the statistics are fitted (a new dict)."""
+        if self.cfg.target_scaling == "none":
+            return targets
+        scaled = scale_targets(targets["target"], targets["mask"], self.target_stats, len(self.coordinates))
+        return {**targets, "target": scaled}
+
+    def fit_target_stats(self, raw_samples: Iterable[Sample]) -> dict[str, Any]:
+        """Fit (and keep) the target scaling from samples built without it; returns the JSON-able stats."""
+        self.target_stats = fit_target_stats(
+            [(s.targets["target"], s.targets["mask"]) for s in raw_samples],
+            self.slots,
+            len(self.coordinates),
+            self.cfg.target_scaling,
+        )
+        return self.target_stats
+
+    def load_target_stats(self, stats: dict[str, Any]) -> None:
+        check_target_stats(stats, self.slots, len(self.coordinates))
+        self.target_stats = stats
+
+    def _penalty(self, diff: torch.Tensor) -> torch.Tensor:
+        """Elementwise loss of prediction errors: squared (mse) or Huber (quadratic below delta, then linear,
+        scaled so both agree for small errors: 2 x torch's huber_loss)."""
+        if self.cfg.loss == "huber":
+            d = self.cfg.huber_delta
+            a = diff.abs()
+            return torch.where(a <= d, diff.square(), 2.0 * d * a - d * d)
+        return diff.square()
+
+    def _errors(self, pred: torch.Tensor, targets: dict[str, torch.Tensor]) -> tuple[torch.Tensor, ...]:
+        """(diff [T, S, C], mask [T, S]) of predictions against targets."""
+        c = len(self.coordinates)
+        mask = targets["mask"].to(pred.device).reshape(pred.shape[0], -1)  # [T, S]
+        diff = pred.view(-1, self.slots, c) - targets["target"].to(pred.device).view(-1, self.slots, c)
+        return diff, mask
 
     def token_errors(
         self, pred: torch.Tensor, targets: dict[str, torch.Tensor]
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """(sum of squared errors [T], number of valid target scalars [T]) for pred [T, out_dim]."""
-        raise NotImplementedError
+        """(sum of per-scalar losses [T], number of valid target scalars [T]) for pred [T, out_dim]."""
+        diff, mask = self._errors(pred, targets)
+        per = torch.where(mask[..., None], self._penalty(diff), 0.0)  # [T, S, C]
+        return per.sum((-1, -2)), mask.sum(-1).to(pred.dtype) * len(self.coordinates)
+
+    def coordinate_errors(
+        self, pred: torch.Tensor, targets: dict[str, torch.Tensor]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Squared errors summed over tokens and slots per coordinate [C], and the valid count (scalar)."""
+        diff, mask = self._errors(pred.float(), targets)
+        sq = torch.where(mask[..., None], diff.square(), 0.0).sum((0, 1))  # [C]
+        return sq, mask.sum().to(sq.dtype)
 
     def loss(self, pred: torch.Tensor, batch: PackedBatch) -> torch.Tensor:
         """Batch mean of weighted per-event MSE; events without any valid target add 0 (never NaN)."""

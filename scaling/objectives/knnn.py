@@ -79,17 +79,64 @@ def knnn_brute_force(pos: np.ndarray, k: int, block: int = 1024) -> tuple[np.nda
     return idx, dist
 
 
+def physical_scales(geometry: dict[str, float]) -> tuple[float, float, float]:
+    """Centimetres per normalised unit of (r, phi, eta) at the detector's mid radius r_ref:
+    s_r = r_max - r_min, s_phi = (phi_max - phi_min) r_ref (arc length), s_eta = (eta_max - eta_min) r_ref
+    (dz = r cosh(eta) d(eta), so at eta = 0; wider at large |eta|). The search metric of `physical`."""
+    r_ref = 0.5 * (geometry["r_min"] + geometry["r_max"])
+    return (
+        geometry["r_max"] - geometry["r_min"],
+        (geometry["phi_max"] - geometry["phi_min"]) * r_ref,
+        (geometry["eta_max"] - geometry["eta_min"]) * r_ref,
+    )
+
+
+def physical_search_positions(pos: np.ndarray, geometry: dict[str, float]) -> np.ndarray:
+    """(n, 3) positions whose normalised-cube distance is the physical distance / s_phi: r and eta stretched
+    by s_r / s_phi and s_eta / s_phi, phi kept in [0, 1] (the search's periodic coordinate)."""
+    s_r, s_phi, s_eta = physical_scales(geometry)
+    out = np.array(pos, dtype=np.float64, copy=True)
+    out[:, 0] *= s_r / s_phi
+    out[:, 2] *= s_eta / s_phi
+    return out
+
+
+def physical_offsets(pos: np.ndarray, idx: np.ndarray, geometry: dict[str, float]) -> np.ndarray:
+    """(n, k, 3) float64 offsets (dr, r_i dphi, dz) in cm of neighbours idx (n, k) (-1: zero) from each point
+    of normalised pos (n, 3) [r, phi, eta]; r_i is the point's own radius, dphi wrapped into [-pi, pi)."""
+    g = geometry
+    r = g["r_min"] + pos[:, 0] * (g["r_max"] - g["r_min"])
+    eta = g["eta_min"] + pos[:, 2] * (g["eta_max"] - g["eta_min"])
+    z = r * np.sinh(eta)
+    dr, dphi, _ = offset_columns(pos, idx)  # normalised, dphi wrapped into [-0.5, 0.5)
+    safe = np.where(idx >= 0, idx, np.arange(pos.shape[0])[:, None])
+    return np.stack(
+        [
+            dr * (g["r_max"] - g["r_min"]),
+            dphi * (g["phi_max"] - g["phi_min"]) * r[:, None],
+            z[safe] - z[:, None],
+        ],
+        axis=-1,
+    )
+
+
 @register("knnn")
 class KnnnObjective(Objective):
     """Predict the k next-nearest larger-r neighbours of every spacepoint."""
 
     @property
-    def out_dim(self) -> int:
-        return 3 * self.cfg.k
+    def slots(self) -> int:
+        return self.cfg.k
 
-    def build_targets(self, features01_sorted: np.ndarray) -> dict[str, np.ndarray]:
+    @property
+    def coordinates(self) -> tuple[str, ...]:  # type: ignore[override]
+        return ("dr", "rdphi", "dz") if self.cfg.metric == "physical" else ("dr", "dphi", "deta")
+
+    def build_raw_targets(self, features01_sorted: np.ndarray) -> dict[str, np.ndarray]:
         """{"target": (n, 3k) f32, "mask": (n, k) bool, "difficulty": () f32, "proxy": () f32}."""
         pos = np.asarray(features01_sorted, dtype=np.float64)[:, 1:4]
+        if self.cfg.metric == "physical":
+            return self._physical_targets(pos)
         if self.cfg.target_backend == "torch":
             device = torch.device(self.cfg.target_device)
             idx = knnn_indices_torch(torch.from_numpy(pos).to(device), self.cfg.k).cpu().numpy()
@@ -111,11 +158,25 @@ class KnnnObjective(Objective):
             "proxy": np.asarray(proxy, dtype=np.float32),
         }
 
-    def token_errors(
-        self, pred: torch.Tensor, targets: dict[str, torch.Tensor]
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        k = self.cfg.k
-        mask = targets["mask"].to(pred.device)  # [T, k]
-        diff = pred.view(-1, k, 3) - targets["target"].to(pred.device).view(-1, k, 3)  # [T, k, 3]
-        sq = torch.where(mask, diff.square().sum(-1), 0.0).sum(-1)  # [T]
-        return sq, mask.sum(-1).to(pred.dtype) * 3.0
+    def _physical_targets(self, pos: np.ndarray) -> dict[str, np.ndarray]:
+        """Neighbours by physical distance, offsets (dr, r dphi, dz) in cm (see `physical_offsets`)."""
+        if self.geometry is None:
+            raise ValueError("objective.metric=physical: bind_stats(manifest stats) must come first")
+        if not self.cfg.relative_targets:
+            raise ValueError(
+                "objective.metric=physical predicts offsets; set objective.relative_targets=true "
+                "(absolute targets are the paper's normalised setting)"
+            )
+        idx = knnn_indices(physical_search_positions(pos, self.geometry), self.cfg.k)
+        off = physical_offsets(pos, idx, self.geometry)  # (n, k, 3) cm
+        mask = idx >= 0
+        valid = off[mask]  # (m, 3)
+        difficulty = float(np.linalg.norm(valid, axis=1).mean()) if valid.size else 0.0
+        proxy = float((valid**2).mean()) if valid.size else 0.0
+        off[~mask] = 0.0
+        return {
+            "target": off.reshape(pos.shape[0], -1).astype(np.float32),
+            "mask": mask,
+            "difficulty": np.asarray(difficulty, dtype=np.float32),
+            "proxy": np.asarray(proxy, dtype=np.float32),
+        }

@@ -8,9 +8,9 @@ masked. Difficulty = mean distance between consecutive points; proxy = MSE of pr
 from __future__ import annotations
 
 import numpy as np
-import torch
 
 from scaling.objectives.base import Objective, register
+from scaling.objectives.knnn import physical_offsets
 
 
 @register("next_token")
@@ -18,10 +18,14 @@ class NextTokenObjective(Objective):
     """Predict the next spacepoint's coordinates."""
 
     @property
-    def out_dim(self) -> int:
-        return 3
+    def slots(self) -> int:
+        return 1
 
-    def build_targets(self, features01_sorted: np.ndarray) -> dict[str, np.ndarray]:
+    @property
+    def coordinates(self) -> tuple[str, ...]:  # type: ignore[override]
+        return ("dr", "rdphi", "dz") if self.cfg.metric == "physical" else ("dr", "dphi", "deta")
+
+    def build_raw_targets(self, features01_sorted: np.ndarray) -> dict[str, np.ndarray]:
         """{"target": (n, 3) f32, "mask": (n,) bool, "difficulty": () f32, "proxy": () f32}."""
         pos = np.asarray(features01_sorted, dtype=np.float64)[:, 1:4]
         n = pos.shape[0]
@@ -29,6 +33,12 @@ class NextTokenObjective(Objective):
         off = nxt - pos  # (n, 3)
         off[:, 1] = (off[:, 1] + 0.5) % 1.0 - 0.5
         mask = np.arange(n) < n - 1
+        if self.cfg.metric == "physical":
+            if self.geometry is None:
+                raise ValueError("objective.metric=physical: bind_stats(manifest stats) must come first")
+            idx = np.minimum(np.arange(n) + 1, max(n - 1, 0))[:, None]
+            off = physical_offsets(pos, idx, self.geometry)[:, 0, :]
+            nxt = off
         target = off if self.cfg.relative_targets else nxt
         target = np.where(mask[:, None], target, 0.0)
         valid = off[mask]
@@ -40,10 +50,3 @@ class NextTokenObjective(Objective):
             "difficulty": np.asarray(difficulty, dtype=np.float32),
             "proxy": np.asarray(proxy, dtype=np.float32),
         }
-
-    def token_errors(
-        self, pred: torch.Tensor, targets: dict[str, torch.Tensor]
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        mask = targets["mask"].to(pred.device)  # [T]
-        sq = torch.where(mask, (pred - targets["target"].to(pred.device)).square().sum(-1), 0.0)  # [T]
-        return sq, mask.to(pred.dtype) * 3.0

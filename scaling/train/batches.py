@@ -17,6 +17,7 @@ from scaling.data.schema import Event
 from scaling.inputs.coordinates import Normalizer
 from scaling.inputs.pipeline import PackedBatch, Sample, pack_samples, prepare_event
 from scaling.objectives import Objective
+from scaling.objectives.baseline import fit_lookup_baselines
 
 
 class BatchSource:
@@ -81,13 +82,37 @@ def validation_batches(dataset_dir: str, split: str, *, n_events: int, rank: int
     return [pack_samples(samples[i : i + size]) for i in range(0, len(samples), size)]
 
 
-def fit_difficulty(dataset_dir: str, split: str, *, n_events: int, source: BatchSource) -> dict[str, Any]:
-    """Fit the objective's difficulty table (paper B.7) on the first `n_events` of the train split in storage
-    order: the same events on every rank, so every rank fits the same table without communication."""
+def first_samples(dataset_dir: str, split: str, *, n_events: int, source: BatchSource) -> list[Sample]:
+    """The first `n_events` of a split in storage order, as samples (the same events on every rank)."""
     stream = EventStream(dataset_dir, split, shuffle=False, epochs=1)
     samples = []
     for event in stream:
         samples.append(source.sample(event))
         if len(samples) >= n_events:
             break
-    return source.objective.fit_difficulty(samples)
+    if not samples:
+        raise ValueError(f"{dataset_dir}: split {split!r} has no events to fit the run's statistics on")
+    return samples
+
+
+def fit_statistics(dataset_dir: str, split: str, *, n_events: int, source: BatchSource) -> dict[str, Any]:
+    """Everything a run fits on its first `n_events` training events, in order: the target scaling (if on),
+    the difficulty table (paper B.7, if on) and the lookup baselines in the scaled target units.
+
+    Every rank fits the same values from the same events, without communication. Returns the JSON-able
+    {"target_stats", "difficulty", "baseline"} (None where off); the objective keeps what it needs."""
+    obj = source.objective
+    with obj.unscaled():
+        samples = first_samples(dataset_dir, split, n_events=n_events, source=source)
+    stats = obj.fit_target_stats(samples) if obj.cfg.target_scaling != "none" else None
+    table = obj.fit_difficulty(samples) if obj.cfg.difficulty_rescaling else None
+    parts = [(s.features, obj.scale(s.targets)["target"], s.targets["mask"]) for s in samples]
+    baseline = fit_lookup_baselines(parts, obj.slots, len(obj.coordinates))
+    return {"target_stats": stats, "difficulty": table, "baseline": baseline}
+
+
+def fit_difficulty(dataset_dir: str, split: str, *, n_events: int, source: BatchSource) -> dict[str, Any]:
+    """Fit the objective's difficulty table (paper B.7) alone on the first `n_events` of the train split."""
+    return source.objective.fit_difficulty(
+        first_samples(dataset_dir, split, n_events=n_events, source=source)
+    )

@@ -28,7 +28,9 @@ class SimulateConfig:
     train_events: int = doc("events in the simulated train split", default=512)
     val_events: int = doc("events in the simulated validation split", default=64)
     seed: int = doc("simulator seed", default=0)
-    profile: str = doc("simulator profile: paper (SimulatorConfig defaults) or small (fast)", default="small")
+    profile: str = doc(
+        "simulator profile: sphenix (studies), paper (ideal helices) or small (fast)", default="small"
+    )
     shard_events: int = doc("events per HDF5 shard", default=256)
 
     def __post_init__(self) -> None:
@@ -49,8 +51,12 @@ class DataConfig:
     val_events: int = doc("size of the fixed held-out validation set (first events of val_split)", default=64)
     max_tokens: int = doc("token budget of one packed micro-batch; 0 = no limit", default=0)
     skip_bad_events: bool = doc("skip unreadable / non-finite events instead of failing", default=False)
+    energy_feature: str = doc(
+        "energy input: standard ((E - mean) / std, the paper) or log (ln(E / mean E): heavy tails tamed)",
+        default="standard",
+    )
     difficulty_events: int = doc(
-        "train events (first, unshuffled) the difficulty table is fitted on when objective rescaling is on",
+        "train events (first, unshuffled) the difficulty table, target scaling and baselines are fitted on",
         default=256,
     )
     simulate_if_missing: SimulateConfig = field(
@@ -60,6 +66,8 @@ class DataConfig:
     def __post_init__(self) -> None:
         if not 0.0 < self.fraction <= 1.0:
             raise ValueError(f"data.fraction={self.fraction} must be in (0, 1]")
+        if self.energy_feature not in ("standard", "log"):
+            raise ValueError(f"data.energy_feature={self.energy_feature!r}: use standard or log")
         if (
             self.val_events < 0
             or self.shuffle_buffer < 1

@@ -29,14 +29,11 @@ def ensure_dataset(data: DataConfig) -> None:
         )
     from scaling.data import simulator
 
-    cfg = simulator.SimulatorConfig()
-    if sim.profile == "small":
-        small = getattr(simulator, "small_config", None) or getattr(simulator.SimulatorConfig, "small", None)
-        if small is None:
-            raise ConfigError("data.simulate_if_missing.profile=small: the simulator has no small preset")
-        cfg = small()
-    elif sim.profile != "paper":
-        raise ConfigError(f"data.simulate_if_missing.profile={sim.profile!r}: use paper or small")
+    if sim.profile not in simulator.PROFILES:
+        raise ConfigError(
+            f"data.simulate_if_missing.profile={sim.profile!r}: use one of {', '.join(simulator.PROFILES)}"
+        )
+    cfg = simulator.profile_config(sim.profile)
     log.info("simulating %d + %d events into %s", sim.train_events, sim.val_events, root)
     splits = {
         data.train_split: simulator.simulate_events(sim.train_events, sim.seed, cfg, start=0),

@@ -24,9 +24,10 @@ from scaling.model.flops import flops_per_token
 from scaling.model.mamba2 import resolve_impl
 from scaling.mup import build_param_groups
 from scaling.objectives import build_objective
+from scaling.objectives.baseline import LookupPredictor
 from scaling.train import board, ledger
 from scaling.train import checkpoint as ckpt
-from scaling.train.batches import BatchSource, fit_difficulty, validation_batches
+from scaling.train.batches import BatchSource, fit_statistics, validation_batches
 from scaling.train.config import TrainConfig, accumulation_steps, budget_checkpoint_steps
 from scaling.train.data_setup import ensure_dataset
 from scaling.train.deepspeed_config import build_deepspeed_config, use_bf16
@@ -38,10 +39,12 @@ from scaling.train.loop import (
     Totals,
     plan_resume,
     progress_line,
+    ratio_summary,
     rng_state,
     seed_everything,
     set_rng_state,
     setup_logging,
+    validation_row,
     write_run_info,  # fmt: skip
 )
 from scaling.train.schedule import apply_lr, group_lrs, lr_factor
@@ -67,6 +70,7 @@ class Trainer:
         self.totals, self.step = Totals(), 0
         self.stop = StopFlag()
         self.save_error = "see the log of the rank that failed"
+        self.last_val: dict[str, Any] = {}
 
     # ------------------------------------------------------------------ set-up
     def _start(self) -> None:
@@ -120,18 +124,24 @@ class Trainer:
                              world_size=dist.world_size, fraction=data.fraction, shuffle=data.shuffle,
                              shuffle_buffer=data.shuffle_buffer, epochs=None,
                              skip_bad_events=data.skip_bad_events)  # fmt: skip
-        self.source = BatchSource(stream, normalizer=Normalizer.from_stats(manifest["stats"]),
-                                  objective=self.objective, serialization=self.cfg.serialization,
-                                  seed=self.cfg.seed, micro_batch_events=self.cfg.budget.micro_batch_events,
+        normalizer = Normalizer.from_stats(manifest["stats"], energy=data.energy_feature)
+        self.objective.bind_stats(manifest["stats"])
+        self.source = BatchSource(stream, normalizer=normalizer, objective=self.objective,
+                                  serialization=self.cfg.serialization, seed=self.cfg.seed,
+                                  micro_batch_events=self.cfg.budget.micro_batch_events,
                                   max_tokens=data.max_tokens)  # fmt: skip
-        if self.cfg.objective.difficulty_rescaling:  # before any sample is made: weights use the table
-            try:
-                table = fit_difficulty(data.dataset_dir, data.train_split, n_events=data.difficulty_events,
-                                       source=self.source)  # fmt: skip
-            except ValueError as err:
-                raise ConfigError(f"data.difficulty_events={data.difficulty_events}: {err}") from None
-            if dist.is_main:
-                write_json_atomic(self.run_dir / "difficulty.json", table)
+        # Before any sample is made: targets use the scaling, weights the difficulty table.
+        try:
+            fitted = fit_statistics(data.dataset_dir, data.train_split, n_events=data.difficulty_events,
+                                    source=self.source)  # fmt: skip
+        except ValueError as err:
+            raise ConfigError(f"data.difficulty_events={data.difficulty_events}: {err}") from None
+        self.baselines = {name: LookupPredictor(t) for name, t in fitted["baseline"].items()}
+        if dist.is_main:
+            for name, key in (("target_stats", "target_stats"), ("difficulty", "difficulty"),
+                              ("baseline", "baseline")):  # fmt: skip
+                if fitted[key] is not None:
+                    write_json_atomic(self.run_dir / f"{name}.json", fitted[key])
         self.val = validation_batches(
             data.dataset_dir,
             data.val_split,
@@ -140,6 +150,7 @@ class Trainer:
             world_size=dist.world_size,
             source=self.source,
         )
+        self.val_baseline = {name: self._evaluate(p) for name, p in self.baselines.items()}
 
     def _resume(self) -> int | None:
         folder = self.resume_from
@@ -224,22 +235,53 @@ class Trainer:
         ]
         return float(torch.stack(grads).norm()) if grads else 0.0
 
-    def _validate(self) -> float:
-        """Event-weighted mean loss on the fixed held-out set; every rank runs the same number of passes."""
+    def _evaluate(self, predict: Any) -> dict[str, Any]:
+        """Event-weighted mean loss and per-coordinate squared errors of `predict` (batch -> [T, out_dim]) on
+        the fixed held-out set, summed over ranks. Collective-free inside: only for table predictors."""
+        total, n, sq, cnt = 0.0, 0, None, 0.0
+        with torch.no_grad():
+            for batch in self.val:
+                pred = predict(batch.features).reshape(batch.n_tokens, -1).float()
+                total += float(self.objective.loss(pred, batch)) * batch.n_events
+                n += batch.n_events
+                s, c = self.objective.coordinate_errors(pred, batch.targets)
+                sq, cnt = (s if sq is None else sq + s), cnt + float(c)
+        n_c = len(self.objective.coordinates)
+        sq_list = sq.tolist() if sq is not None else [0.0] * n_c
+        out = self._sum([total, n, cnt, *sq_list])
+        return {"loss": out[0] / out[1] if out[1] else float("nan"), "coord_mse": [
+            v / out[2] if out[2] else float("nan") for v in out[3:]]}  # fmt: skip
+
+    def _validate(self) -> dict[str, Any]:
+        """Event-weighted mean loss on the fixed held-out set and its ratios to the lookup baselines' losses
+        on the same events (val_loss_ratio: the layer table; val_loss_ratio_layer_eta: the finer one; per
+        coordinate: MSE ratios); every rank runs the same number of passes."""
         self.engine.eval()
         n_max = int(self._sum([len(self.val)], torch.distributed.ReduceOp.MAX)[0])
-        total, n = 0.0, 0
+        n_c = len(self.objective.coordinates)
+        total, n, cnt, sq = 0.0, 0, 0.0, torch.zeros(n_c, dtype=torch.float64)
         with torch.no_grad():
             for i in range(n_max):
                 if i < len(self.val):
-                    total += float(self._forward_loss(self.val[i])) * self.val[i].n_events
-                    n += self.val[i].n_events
+                    batch = self.val[i]
+                    pred = self._predict(batch)
+                    total += float(self.objective.loss(pred, batch.to(self.device))) * batch.n_events
+                    n += batch.n_events
+                    s, c = self.objective.coordinate_errors(pred, batch.to(self.device).targets)
+                    sq, cnt = sq + s.double().cpu(), cnt + float(c)
                 else:  # ZeRO-3 gathers weights collectively: keep the forward passes in step
                     self.engine(torch.zeros(1, 1, 4, device=self.device, dtype=torch.bfloat16 if self.bf16
                                             else torch.float32), None)  # fmt: skip
         self.engine.train()
-        total, n = self._sum([total, n])
-        return total / n if n else float("nan")
+        out = self._sum([total, n, cnt, *sq.tolist()])
+        val = out[0] / out[1] if out[1] else float("nan")
+        coord = [v / out[2] if out[2] else float("nan") for v in out[3:]]
+        return validation_row(val, coord, self.val_baseline, self.objective.coordinates)
+
+    def _predict(self, batch: PackedBatch) -> torch.Tensor:
+        batch = batch.to(self.device)
+        feats = batch.features.to(torch.bfloat16) if self.bf16 else batch.features  # [1, T, 4]
+        return self.engine(feats, batch.seq_idx).reshape(batch.n_tokens, -1).float()
 
     # ------------------------------------------------------------------ checkpoints
     def _weights_finite(self) -> bool:
@@ -395,15 +437,19 @@ class Trainer:
         cfg, step = self.cfg, self.step
         is_budget = step in self.budget_steps
         if is_budget or (cfg.budget.val_interval and step % cfg.budget.val_interval == 0):
-            val = self._validate()
+            row = self._validate()
+            val, ratio = row["val_loss"], row.get("val_loss_ratio", float("nan"))
             self.totals.val_losses.append(val)
+            self.totals.val_ratios.append(ratio)
+            self.last_val = row
             if metrics is not None:
                 metrics.write({"kind": "val", "step": step, "events": self.totals.events,
-                               "tokens": self.totals.tokens, "flops": self.totals.flops, "val_loss": val,
+                               "tokens": self.totals.tokens, "flops": self.totals.flops, **row,
                                "wall_s": self.totals.wall_s})  # fmt: skip
             if is_budget:
                 self.totals.budget_checkpoints.append({"fraction": self.budget_steps[step], "step": step,
-                    "val_loss": val, "flops": self.totals.flops, "tokens": self.totals.tokens})  # fmt: skip
+                    "val_loss": val, "val_loss_ratio": ratio, "flops": self.totals.flops,
+                    "tokens": self.totals.tokens})  # fmt: skip
         if is_budget or (cfg.checkpoint.interval and step % cfg.checkpoint.interval == 0):
             if self._save(step) and self.dist.is_main:
                 ledger.update_status(self.run_dir, last_step=step)
@@ -441,6 +487,7 @@ class Trainer:
             "steps": self.step,
             "final_val_loss": t.val_losses[-1] if t.val_losses else None,
             "best_val_loss": min(vals) if vals else None,
+            **ratio_summary(t.val_ratios, self.last_val, self.val_baseline),
             "gpu_hours": t.wall_s / 3600 * self.dist.world_size if self.device.type == "cuda" else 0.0,
             "device": self.device_name,
             "world_size": self.dist.world_size,

@@ -45,6 +45,52 @@ class Totals:
     bad_steps: int = 0
     budget_checkpoints: list[dict[str, Any]] = field(default_factory=list)
     val_losses: list[float] = field(default_factory=list)
+    val_ratios: list[float] = field(default_factory=list)  # val_loss / the layer lookup's, per validation
+
+
+def validation_row(
+    val_loss: float, coord_mse: list[float], baseline: dict[str, dict[str, Any]], names: tuple[str, ...]
+) -> dict[str, Any]:
+    """The validation figures of one evaluation: the loss, its ratio to each lookup baseline's loss on the
+    same events (`val_loss_ratio` for the layer table, `val_loss_ratio_<name>` for the others) and the
+    per-coordinate MSE ratios to the layer table's. Near 1: the model learned no more than the table."""
+
+    def ratio(a: float, b: float) -> float:
+        return a / b if b > 0 and np.isfinite(a) else float("nan")
+
+    row: dict[str, Any] = {"val_loss": val_loss}
+    for name, base in baseline.items():
+        row["val_loss_ratio" if name == "layer" else f"val_loss_ratio_{name}"] = ratio(val_loss, base["loss"])
+    if "layer" in baseline:
+        row["val_coord_ratio"] = {
+            n: ratio(c, b) for n, c, b in zip(names, coord_mse, baseline["layer"]["coord_mse"], strict=True)
+        }
+    return row
+
+
+def _finite_or_none(value: Any) -> Any:
+    """NaN and inf become None (strict JSON readers reject bare NaN), recursively through dicts."""
+    if isinstance(value, dict):
+        return {k: _finite_or_none(v) for k, v in value.items()}
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    return value
+
+
+def ratio_summary(
+    ratios: list[float], last_row: dict[str, Any], baseline: dict[str, dict[str, Any]]
+) -> dict[str, Any]:
+    """summary.json's baseline block: final and best val_loss_ratio, the last row's other ratios, and the
+    baselines' own validation losses (so a reader can recompute every ratio)."""
+    finite = [r for r in ratios if np.isfinite(r)]
+    return {
+        "final_val_loss_ratio": ratios[-1] if ratios and np.isfinite(ratios[-1]) else None,
+        "best_val_loss_ratio": min(finite) if finite else None,
+        "final_val_ratios": _finite_or_none(
+            {k: v for k, v in last_row.items() if k.startswith("val_") and k != "val_loss"}
+        ),
+        "baseline_val_loss": _finite_or_none({name: b["loss"] for name, b in baseline.items()}),
+    }
 
 
 def run(cfg: TrainConfig, run_dir: str | Path, dist: DistEnv) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -52,11 +53,51 @@ def test_inspect_reports_figures(tmp_path: Path, capsys: pytest.CaptureFixture[s
     out = capsys.readouterr().out
     total = sum(e.n_points for e in evs[:16])
     assert f"[train] events 16, spacepoints {total}" in out
-    assert "points per event: min 3  median 4.5  max 6" in out
-    assert "tracks per event: min 2  median 2.5  max 3" in out
+    assert table_row(out, "spacepoints per event") == [*"3 3 3 4.5 6 6 6".split(), PAPER_POINTS, "no"]
+    assert table_row(out, "truth tracks per event") == [*"2 2 2 2.5 3 3 3".split(), PAPER_TRACKS, "no"]
+    per_track = [np.bincount(e.track_id[e.track_id >= 0]) for e in evs[:16]]
+    hits = np.concatenate([h[h > 0] for h in per_track])
+    row = table_row(out, "points per truth track")
+    assert row[0] == str(hits.min()) and row[6] == str(hits.max()) and row[-2:] == ["not stated", "-"]
     noise = 16 / total
     assert f"noise fraction: {noise:.3f}" in out
     assert "[val] events 4" in out
+
+
+PAPER_POINTS, PAPER_TRACKS = "a few hundred to tens of thousands", "under 10 to nearly 100"
+
+
+def table_row(out: str, name: str) -> list[str]:
+    """The cells after `name` in the first table row that starts with it (columns are 2+ spaces apart)."""
+    line = next(line for line in out.splitlines() if line.strip().startswith(name))
+    return re.split(r"\s{2,}", line.strip())[1:]
+
+
+def sized_event(n_points: int, n_tracks: int, rng: np.random.Generator) -> Event:
+    points = np.column_stack([rng.uniform(1, 9, n_points), rng.uniform(31, 70, (n_points, 2)),
+                              rng.normal(0, 9, n_points)])  # fmt: skip
+    return Event(points=points.astype(np.float32), track_id=np.arange(n_points) % n_tracks,
+                 pid=np.ones(n_points, np.int8), noise=np.zeros(n_points, np.uint8))  # fmt: skip
+
+
+def test_inspect_one_split_beside_the_papers_ranges(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rng = np.random.default_rng(0)
+    busy = [sized_event(n, t, rng) for n, t in ((300, 5), (12_000, 90), (2000, 40))]
+    write_dataset(tmp_path, {"train": busy, "val": events(4)}, shard_events=2, provenance={})
+    assert main(["inspect", str(tmp_path), "--split", "train"]) == 0
+    out = capsys.readouterr().out
+    assert "[val]" not in out and "[train] events 3, spacepoints 14300" in out
+    points, tracks = table_row(out, "spacepoints per event"), table_row(out, "truth tracks per event")
+    assert points[0] == "300" and points[3] == "2000" and points[6] == "12000" and points[-1] == "yes"
+    assert tracks[0] == "5" and tracks[6] == "90" and tracks[-1] == "yes"
+    assert main(["inspect", str(tmp_path), "--split", "test"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "no split 'test' (it has: train, val); pick one with --split" in err
+    assert main(["inspect", str(tmp_path / "missing"), "--split", "train"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "missing/manifest.json: no manifest" in err
 
 
 def test_inspect_fails_on_corruption(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -54,13 +54,16 @@ def test_deterministic_failures_are_reported_not_resubmitted() -> None:
 def test_status_table_reads_metrics(tmp_path: Path) -> None:
     run = tmp_path / "r1"
     ledger.update_status(run, state="running", attempts=1, job_ids=["42"], budget_steps=100, last_step=50)
-    rows = [{"kind": "train", "step": 50, "wall_s": 100.0}, {"kind": "val", "step": 50, "val_loss": 0.25}]
+    rows = [
+        {"kind": "train", "step": 50, "wall_s": 100.0},
+        {"kind": "val", "step": 50, "val_loss": 0.25, "val_loss_ratio": 0.8125},
+    ]
     (run / "metrics.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n{torn")
     (row,) = ledger.status_rows(tmp_path, ["r1"])
     assert row["val_loss"] == 0.25 and row["eta"] == 100.0 and row["job"] == "42"
     table = ledger.format_table(ledger.status_rows(tmp_path, ["r1", "r2"], {"r2": 80}))
     lines = table.splitlines()
-    assert lines[1].split()[:7] == ["r1", "running", "1", "42", "50/100", "0.25", "1m40s"]
+    assert lines[1].split()[:8] == ["r1", "running", "1", "42", "50/100", "0.25", "0.812", "1m40s"]
     assert lines[2].split()[:5] == ["r2", "pending", "0", "-", "0/80"]
 
 
