@@ -49,15 +49,20 @@ def model_inputs(event: Event, normalizer: Any, serialization: str) -> tuple[np.
 
 
 class RawSource:
-    """The model's input columns [e_std, r01, phi01, eta01], normalised with the dataset statistics."""
+    """The model's input columns [e, r01, phi01, eta01], normalised with the dataset statistics and, given a
+    run's data config, that run's input options (`data.energy_feature`); without one, the defaults."""
 
     width = 4
 
-    def __init__(self, stats: dict[str, Any]) -> None:
+    def __init__(self, stats: dict[str, Any], data_cfg: Any = None) -> None:
         from scaling.inputs.coordinates import Normalizer
+        from scaling.train.batches import build_normalizer
 
-        self.normalizer = Normalizer.from_stats(stats)
-        self.key = "raw-" + hash_key(json.dumps(stats, sort_keys=True, default=str))
+        default = data_cfg is None
+        self.normalizer = Normalizer.from_stats(stats) if default else build_normalizer(data_cfg, stats)
+        energy = "standard" if data_cfg is None else data_cfg.energy_feature
+        key = hash_key(json.dumps(stats, sort_keys=True, default=str))
+        self.key = "raw-" + (key if energy == "standard" else f"{key}-{energy}")
 
     def extract(self, events: list[Event]) -> list[np.ndarray]:
         return [unpermute(*model_inputs(ev, self.normalizer, "raster")) for ev in events]
@@ -105,7 +110,7 @@ class BackboneSource:
         checkpoint: tuple[str | Path, int | None] | None = None,
         layer: str = "final",
     ) -> None:
-        from scaling.inputs.coordinates import Normalizer
+        from scaling.train.batches import build_normalizer
 
         if layer not in FEATURE_LAYERS:
             raise ValueError(f"layer={layer!r}: use one of {', '.join(FEATURE_LAYERS)}")
@@ -117,7 +122,7 @@ class BackboneSource:
         self.train_cfg = train_cfg
         self.stats = stats
         self.order = _serialization_order(train_cfg)
-        self.normalizer = Normalizer.from_stats(stats)
+        self.normalizer = build_normalizer(train_cfg.data, stats)  # the run's own input options
         self.width = backbone_width(train_cfg)
         self.key = key
 

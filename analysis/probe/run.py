@@ -243,7 +243,7 @@ def build_sources(run_dir: Path, train_cfg: Any, stats: dict[str, Any]) -> dict[
     return {
         "backbone": BackboneSource.load(run_dir, None, stats, layer="prenorm"),
         "random_init": BackboneSource.random_init(train_cfg, stats, layer="prenorm"),
-        "raw": RawSource(stats),
+        "raw": RawSource(stats, train_cfg.data),
     }
 
 

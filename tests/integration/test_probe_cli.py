@@ -10,10 +10,12 @@ import pytest
 
 from scaling.data import simulator
 from scaling.data.shards import write_dataset
+from scaling.train.config import DataConfig
 from tests.integration.test_downstream_cli import _events
 from tests.integration.test_downstream_end_to_end import _run
 
 pytestmark = pytest.mark.integration
+TRAIN, VAL = DataConfig().train_split, DataConfig().val_split  # the split names the trainer reads
 
 
 @pytest.fixture(scope="module")
@@ -22,8 +24,8 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("probe")
     cfg = simulator.small_config()
     splits = {
-        "train": simulator.simulate_events(30, 0, cfg),
-        "validation": simulator.simulate_events(12, 0, cfg, 30),
+        TRAIN: simulator.simulate_events(30, 0, cfg),
+        VAL: simulator.simulate_events(12, 0, cfg, 30),
     }
     write_dataset(root / "data", splits, shard_events=16, provenance={"source": "test"})
     run_dir = root / "sweep" / "bb"
@@ -36,7 +38,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     shutil.copy(run_dir / "config.yaml", pending / "config.yaml")
     (pending / "status.json").write_text('{"state": "pending"}')
     # labelled events without a track table (no momenta, no charges), as TPCpp-10M publishes them
-    write_dataset(root / "bare", {"train": _events(12, 0), "validation": _events(6, 1)}, shard_events=8,
+    write_dataset(root / "bare", {TRAIN: _events(12, 0), VAL: _events(6, 1)}, shard_events=8,
                   provenance={"source": "test"})  # fmt: skip
     return {"root": root, "run": run_dir, "sweep": root / "sweep", "bare": root / "bare"}
 
@@ -45,7 +47,7 @@ def test_probe_json_side_by_side_and_raw_inputs_recover_eta(run: dict[str, Path]
     res = _run("analysis.probe", str(run["sweep"]), "--events", "30", "--eval-events", "12")
     assert res.returncode == 0, res.stderr[-3000:]
     out = json.loads((run["run"] / "probe.json").read_text())
-    assert out["train_split"] == "train" and out["eval_split"] == "validation"  # held-out events
+    assert out["train_split"] == TRAIN and out["eval_split"] == VAL  # held-out events
     assert out["n_train_events"] == 30 and out["n_eval_events"] == 12 and out["skipped"] == {}
     assert out["features"] == {"backbone": "prenorm", "random_init": "prenorm", "raw": "inputs",
                                "backbone_final_norm": "final"}  # fmt: skip
@@ -89,11 +91,10 @@ def test_bad_input_is_one_line_and_missing_truth_is_skipped(run: dict[str, Path]
     assert "no complete checkpoint" in res.stderr and "python -m scaling.train" in res.stderr
     res = _run("analysis.probe", str(run["root"] / "data"))
     assert res.returncode == 2 and "neither a run directory" in res.stderr
-    res = _run("analysis.probe", str(run["run"]), "--eval-split", "val", "--events", "6")
-    assert (
-        res.returncode == 2
-        and "no split 'val' for the probe's eval events (has train, validation)" in res.stderr
-    )
+    res = _run("analysis.probe", str(run["run"]), "--eval-split", "nosuch", "--events", "6")
+    have = ", ".join(sorted((TRAIN, VAL)))
+    assert res.returncode == 2
+    assert f"no split 'nosuch' for the probe's eval events (has {have})" in res.stderr
     res = _run("analysis.probe", str(run["run"]), "--dataset", str(run["root"] / "nowhere"))
     assert res.returncode == 2 and "pass --dataset" in res.stderr
     bare = _run("analysis.probe", str(run["run"]), "--dataset", str(run["bare"]), "--events", "12", "--force")
