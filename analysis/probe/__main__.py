@@ -1,6 +1,6 @@
 """Linear probes of a run's frozen backbone, beside a random-init backbone and the raw inputs.
 
-    python -m analysis.probe runs/quickstart/width-64 [--events 200] [--eval-events 100]
+    python -m analysis.probe runs/quickstart/width64 [--events 200] [--eval-events 100]
     python -m analysis.probe runs/quickstart/            # every completed run without an up-to-date probe
 
 Writes RUN_DIR/probe.json (see analysis/probe/run.py) and prints each run's table; the sweep report shows the

@@ -40,6 +40,8 @@ def next_hit_targets(points: np.ndarray, track_id: np.ndarray) -> dict[str, np.n
     r, phi = np.hypot(x, y), np.arctan2(y, x)
     n = len(r)
     out = {k: np.full(n, np.nan) for k in ("next_hit_distance_cm", "next_hit_rdphi_dr", "next_hit_dz_dr")}
+    if n == 0:  # an event without spacepoints is valid (the trainer skips nothing for it either)
+        return out
     tid = np.asarray(track_id)
     order = np.lexsort((r, tid))  # by track, then radius
     tid_s, r_s = tid[order], r[order]

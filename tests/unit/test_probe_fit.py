@@ -117,3 +117,25 @@ def test_probe_table_rows_and_report_section(tmp_path: Path) -> None:
     assert md.startswith("## Probes") and "### run-a" in md and "run-b" not in md
     assert "eta skipped: no momenta" in md and "before the final RMSNorm" in md
     assert probe_section(tmp_path / "run-b") == []
+
+
+def test_point_subsets_are_bounded_spread_over_events_and_in_order() -> None:
+    from analysis.probe.run import select_points, stack_targets
+    from scaling.data.schema import Event
+
+    rng = np.random.default_rng(4)
+    events = []
+    for i, n in enumerate((50, 0, 150)):
+        pts = np.c_[rng.uniform(1, 2, n), rng.normal(40, 5, (n, 2)), rng.normal(0, 20, n)].astype(np.float32)
+        pid = rng.integers(0, 5, n).astype(np.int8)
+        events.append(Event(points=pts, track_id=rng.integers(-1, 3, n), pid=pid, noise=np.zeros(n, np.uint8),
+                            event_id=i))  # fmt: skip
+    keep = select_points(events, 100, seed=0)
+    assert sum(map(len, keep)) == 100 and len(keep[1]) == 0 and 10 < len(keep[0]) < 45
+    assert all((np.diff(k) > 0).all() and (k < ev.n_points).all() for k, ev in zip(keep, events, strict=True))
+    assert [len(k) for k in select_points(events, 1000, seed=0)] == [50, 0, 150]  # under the cap: every point
+    y = stack_targets(events, keep)
+    np.testing.assert_array_equal(
+        y["pid"], np.concatenate([ev.pid[k] for ev, k in zip(events, keep, strict=True)])
+    )
+    assert "log_pt" not in y  # no track table: no momenta, no target (the probe skips it with a note)
