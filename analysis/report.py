@@ -1,5 +1,6 @@
 """The study report: one Markdown and one HTML page per sweep, with the run table, fitted laws with intervals,
-figures, the paper's model family beside ours, and any downstream sections.
+figures, the paper's model family beside ours, the probes of each run that has a probe.json
+(`python -m analysis.probe`), and any downstream sections.
 
     python -m analysis.report runs/model_scaling/ --out report/ [--bootstrap 200] [--seed 0]
 
@@ -24,6 +25,7 @@ from pathlib import Path
 from analysis import plots
 from analysis.fit import fit_source
 from analysis.mup_transfer import analyse_transfer, format_transfer, plot_transfer
+from analysis.probe.report import probe_section
 from analysis.result import LawFit
 from analysis.runs import Sweep, load_sweep
 from scaling.atomic import write_json_atomic, write_text_atomic
@@ -197,6 +199,7 @@ def build_report(sweep_dir: Path, out_dir: Path, *, n_boot: int = 200, seed: int
     md += _transfer_section(sweep, out_dir)
     curves = plots.plot_training_curves(sweep, out_dir)[0]
     md += ["## Training curves", "", f"![training curves]({curves.name})", ""]
+    md += probe_section(Path(sweep_dir))
     md += downstream_sections(Path(sweep_dir), out_dir)
     return "\n".join(md) + "\n", fits
 

@@ -1,12 +1,16 @@
 """Where point features come from: a frozen pretrained backbone, or the raw normalised inputs (AdapterOnly).
 
-Both return, per event, features [n, d] in the event's original point order. The backbone sees the points in
-its training serialisation order (FM4NPP: hierarchical raster scan), so its output is scattered back with the
-inverse permutation; `tests/unit/test_downstream_features.py` and the integration test check this.
+Both return, per event, features [n, d] in the event's original point order, and both build the model's
+inputs through the trainer's own `scaling.inputs.pipeline.prepare_event` (normalisation with the manifest
+statistics, then serialisation), so an input option added there reaches the adapters and probes too. The
+backbone sees the points in its training serialisation order (FM4NPP: hierarchical raster scan), so its output
+is scattered back with the inverse permutation; `tests/unit/test_downstream_features.py` and the integration
+test check this.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from pathlib import Path
@@ -21,19 +25,47 @@ from scaling.data.schema import Event
 log = logging.getLogger(__name__)
 
 
+FEATURE_LAYERS = ("final", "prenorm")  # after the backbone's final RMSNorm, or the residual stream before it
+
+
+class _NoTargets:
+    """The objective slot of `prepare_event` when only the model's inputs are wanted (no targets)."""
+
+    def build_targets(self, features01_sorted: np.ndarray) -> dict[str, np.ndarray]:
+        return {}
+
+    def event_weight(self, targets: dict[str, np.ndarray]) -> float:
+        return 1.0
+
+
+def model_inputs(event: Event, normalizer: Any, serialization: str) -> tuple[np.ndarray, np.ndarray]:
+    """(features (n, 4) float32 in serialised order, perm (n,) int64) exactly as the trainer builds them."""
+    from scaling.inputs.pipeline import prepare_event
+
+    rng = np.random.default_rng(event.event_id)  # used by the 'random' order only
+    sample = prepare_event(event, normalizer=normalizer, serialization=serialization,
+                           objective=_NoTargets(), rng=rng)  # type: ignore[arg-type]  # fmt: skip
+    return np.asarray(sample.features, dtype=np.float32), np.asarray(sample.perm, dtype=np.int64)
+
+
 class RawSource:
-    """The model's input columns [e_std, r01, phi01, eta01], normalised with the dataset statistics."""
+    """The model's input columns [e, r01, phi01, eta01], normalised with the dataset statistics and, given a
+    run's data config, that run's input options (`data.energy_feature`); without one, the defaults."""
 
     width = 4
 
-    def __init__(self, stats: dict[str, Any]) -> None:
+    def __init__(self, stats: dict[str, Any], data_cfg: Any = None) -> None:
         from scaling.inputs.coordinates import Normalizer
+        from scaling.train.batches import build_normalizer
 
-        self.normalizer = Normalizer.from_stats(stats)
-        self.key = "raw-" + hash_key(json.dumps(stats, sort_keys=True, default=str))
+        default = data_cfg is None
+        self.normalizer = Normalizer.from_stats(stats) if default else build_normalizer(data_cfg, stats)
+        energy = "standard" if data_cfg is None else data_cfg.energy_feature
+        key = hash_key(json.dumps(stats, sort_keys=True, default=str))
+        self.key = "raw-" + (key if energy == "standard" else f"{key}-{energy}")
 
     def extract(self, events: list[Event]) -> list[np.ndarray]:
-        return [np.asarray(self.normalizer.features(ev.points), dtype=np.float32) for ev in events]
+        return [unpermute(*model_inputs(ev, self.normalizer, "raster")) for ev in events]
 
 
 def checkpoint_key(path: str | Path, step: int | None) -> str:
@@ -61,10 +93,12 @@ def backbone_width(train_cfg: Any) -> int:
 
 
 class BackboneSource:
-    """Features of a frozen pretrained backbone (after its final norm, before the pretraining head).
+    """Features of a frozen pretrained backbone (after its final norm, before the pretraining head; or, with
+    `layer="prenorm"`, the residual stream before that norm).
 
     Built with `load`, the weights are read only when features must be computed (a cache hit never loads
     them); the backbone is put in eval mode with `requires_grad_(False)` and only ever run under no_grad.
+    `random_init` initialises the run's network as the trainer does (its config and seed) and never trains it.
     """
 
     def __init__(
@@ -74,15 +108,21 @@ class BackboneSource:
         stats: dict[str, Any],
         key: str,
         checkpoint: tuple[str | Path, int | None] | None = None,
+        layer: str = "final",
     ) -> None:
-        from scaling.inputs.coordinates import Normalizer
+        from scaling.train.batches import build_normalizer
 
+        if layer not in FEATURE_LAYERS:
+            raise ValueError(f"layer={layer!r}: use one of {', '.join(FEATURE_LAYERS)}")
+        self.layer = layer
+        if layer != "final":  # the post-norm cache key stays what the downstream caches already use
+            key = f"{key}-{layer}"
         self._model = None if model is None else model.eval().requires_grad_(False)
         self.checkpoint = checkpoint
         self.train_cfg = train_cfg
         self.stats = stats
         self.order = _serialization_order(train_cfg)
-        self.normalizer = Normalizer.from_stats(stats)
+        self.normalizer = build_normalizer(train_cfg.data, stats)  # the run's own input options
         self.width = backbone_width(train_cfg)
         self.key = key
 
@@ -107,6 +147,7 @@ class BackboneSource:
         *,
         expect_width: int | None = None,
         expect_objective: str | None = None,
+        layer: str = "final",
     ) -> BackboneSource:
         """Check a checkpoint's config (width, objective) against what the run expects; weights come later."""
         import yaml
@@ -130,18 +171,27 @@ class BackboneSource:
                 f"{path}: backbone was pretrained with objective {objective!r}, the downstream config "
                 f"expects {expect_objective!r}; point backbone= at the right checkpoint"
             )
-        return cls(None, train_cfg, stats, key, checkpoint=(path, step))
+        return cls(None, train_cfg, stats, key, checkpoint=(path, step), layer=layer)
+
+    @classmethod
+    def random_init(cls, train_cfg: Any, stats: dict[str, Any], *, layer: str = "final") -> BackboneSource:
+        """The run's network as the trainer initialises it (its config and seed), with no training."""
+        from scaling.model import build_model
+        from scaling.objectives import build_objective
+
+        torch.manual_seed(int(train_cfg.seed))  # as the trainer's seed_everything before build_model
+        model = build_model(train_cfg.model, out_dim=build_objective(train_cfg.objective).out_dim)
+        model = model.to("cuda" if torch.cuda.is_available() else "cpu")  # as `model` places a checkpoint
+        key = "init-" + hash_key(json.dumps(dataclasses.asdict(train_cfg.model), sort_keys=True, default=str),
+                                 train_cfg.seed)  # fmt: skip
+        return cls(model, train_cfg, stats, key, layer=layer)
 
     @torch.no_grad()
     def extract(self, events: list[Event]) -> list[np.ndarray]:
-        from scaling.inputs.serialization import serialize
-
         feats, perms = [], []
         for ev in events:
-            f = np.asarray(self.normalizer.features(ev.points), dtype=np.float32)  # (n, 4)
-            rng = np.random.default_rng(ev.event_id)  # used by the 'random' order only
-            perm = np.asarray(serialize(f, self.order, self.stats, rng=rng), dtype=np.int64)  # (n,)
-            feats.append(f[perm])
+            f, perm = model_inputs(ev, self.normalizer, self.order)  # (n, 4) serialised, (n,)
+            feats.append(f)
             perms.append(perm)
         lengths = [len(p) for p in perms]
         # Pack the events along one sequence; seq_idx keeps the state-space scan from crossing events.
@@ -150,7 +200,9 @@ class BackboneSource:
             torch.arange(len(events), dtype=torch.int32), torch.tensor(lengths)
         )[None]  # [1, T]
         device = next(self.model.parameters()).device
-        h = self.model.backbone_features(x.to(device), seq_idx.to(device))[0].float().cpu().numpy()  # [T, w]
+        final = self.layer == "final"
+        h = self.model.backbone_features(x.to(device), seq_idx.to(device), final_norm=final)  # [1, T, w]
+        h = h[0].float().cpu().numpy()  # [T, w]
         bounds = np.cumsum([0, *lengths])
         return [
             unpermute(h[bounds[i] : bounds[i + 1]], perms[i]) for i in range(len(events))

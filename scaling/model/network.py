@@ -80,8 +80,12 @@ class PointModel(nn.Module):
         self.norm_f = RMSNorm(cfg.width, device=device)
         self.head = nn.Linear(cfg.width, out_dim, device=device)
 
-    def backbone_features(self, features: Tensor, seq_idx: Tensor | None = None) -> Tensor:
-        """(B, L, 4) -> (B, L, width), after the final RMSNorm (what downstream adapters read)."""
+    def backbone_features(
+        self, features: Tensor, seq_idx: Tensor | None = None, *, final_norm: bool = True
+    ) -> Tensor:
+        """(B, L, 4) -> (B, L, width), after the final RMSNorm (what downstream adapters read), or with
+        `final_norm=False` the residual stream before it (probes: the norm lets the heavy-tailed energy
+        column dominate, so the post-norm features lose position information)."""
         if features.ndim != 3 or features.shape[-1] != N_FEATURES:
             raise ValueError(f"features must have shape (batch, length, 4), got {tuple(features.shape)}")
         if seq_idx is not None and seq_idx.shape != features.shape[:2]:
@@ -93,7 +97,7 @@ class PointModel(nn.Module):
         x = self.embedding(features)
         for layer in self.layers:
             x = layer(x, seq_idx)
-        return self.norm_f(x)
+        return self.norm_f(x) if final_norm else x
 
     def forward(self, features: Tensor, seq_idx: Tensor | None = None) -> Tensor:
         return self.head(self.backbone_features(features, seq_idx))

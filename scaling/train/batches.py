@@ -20,6 +20,12 @@ from scaling.inputs.pipeline import PackedBatch, Sample, pack_samples, prepare_e
 from scaling.objectives import Objective
 
 
+def build_normalizer(data: Any, stats: dict[str, Any]) -> Normalizer:
+    """The model-input normaliser of a run: its dataset's manifest statistics and its input options
+    (`data.energy_feature`). The trainer and every reader of a frozen backbone (downstream, probes) use it."""
+    return Normalizer.from_stats(stats, energy=data.energy_feature)
+
+
 class BatchSource:
     """Packed micro-batches of a fixed number of events, resumable through `state_dict()`."""
 

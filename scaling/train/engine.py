@@ -17,7 +17,6 @@ import torch
 from scaling.atomic import write_json_atomic
 from scaling.config import ConfigError
 from scaling.data.loader import EventStream
-from scaling.inputs.coordinates import Normalizer
 from scaling.inputs.pipeline import PackedBatch
 from scaling.model import build_model, count_parameters, resolve_model_config
 from scaling.model.flops import flops_per_token
@@ -26,7 +25,7 @@ from scaling.mup import build_param_groups
 from scaling.objectives import build_objective
 from scaling.train import board, ledger
 from scaling.train import checkpoint as ckpt
-from scaling.train.batches import BatchSource, fit_statistics, validation_batches
+from scaling.train.batches import BatchSource, build_normalizer, fit_statistics, validation_batches
 from scaling.train.config import TrainConfig, accumulation_steps, budget_checkpoint_steps
 from scaling.train.data_setup import ensure_dataset
 from scaling.train.deepspeed_config import build_deepspeed_config, use_bf16
@@ -123,7 +122,7 @@ class Trainer:
                              world_size=dist.world_size, fraction=data.fraction, shuffle=data.shuffle,
                              shuffle_buffer=data.shuffle_buffer, epochs=None,
                              skip_bad_events=data.skip_bad_events)  # fmt: skip
-        normalizer = Normalizer.from_stats(manifest["stats"], energy=data.energy_feature)
+        normalizer = build_normalizer(data, manifest["stats"])
         self.objective.bind_stats(manifest["stats"])
         self.source = BatchSource(stream, normalizer=normalizer, objective=self.objective,
                                   serialization=self.cfg.serialization, seed=self.cfg.seed,

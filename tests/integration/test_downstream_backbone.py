@@ -14,7 +14,8 @@ from scaling.data.schema import Event
 from scaling.inputs.coordinates import Normalizer
 from scaling.inputs.serialization import serialize
 from scaling.model import ModelConfig, build_model, resolve_model_config
-from scaling.train.config import TrainConfig
+from scaling.train.batches import build_normalizer
+from scaling.train.config import DataConfig, TrainConfig
 
 pytestmark = pytest.mark.integration
 torch.set_num_threads(1)
@@ -77,3 +78,17 @@ def test_raw_source_is_the_normalised_input(tmp_path: Path) -> None:
     np.testing.assert_array_equal(
         RawSource(STATS).extract([ev])[0], Normalizer.from_stats(STATS).features(ev.points)
     )
+
+
+def test_sources_build_the_runs_inputs_with_its_energy_option() -> None:
+    """A run trained on log energy is read with log energy (the trainer's build_normalizer)."""
+    cfg = TrainConfig(
+        model=ModelConfig(name="tiny", chunk_size=16, n_freq=2), data=DataConfig(energy_feature="log")
+    )
+    source = BackboneSource(None, cfg, STATS, key="bb-log")
+    ev = _events(1)[0]
+    trainer = build_normalizer(cfg.data, STATS).features(ev.points)
+    np.testing.assert_array_equal(source.normalizer.features(ev.points), trainer)
+    np.testing.assert_array_equal(RawSource(STATS, cfg.data).extract([ev])[0], trainer)
+    assert not np.allclose(trainer[:, 0], Normalizer.from_stats(STATS).features(ev.points)[:, 0])
+    assert RawSource(STATS, cfg.data).key != RawSource(STATS).key  # feature caches kept apart
