@@ -84,6 +84,11 @@ class ObjectiveConfig:
                 )
         if not self.huber_delta > 0:
             raise ValueError(f"objective.huber_delta: must be > 0, got {self.huber_delta}")
+        if not self.relative_targets and self.target_scaling != "none":
+            raise ValueError(
+                "objective.target_scaling applies to offsets; set objective.relative_targets=true or "
+                "objective.target_scaling=none (the paper's absolute targets are unscaled)"
+            )
         if self.metric == "physical" and not self.relative_targets:
             raise ValueError(
                 "objective.metric=physical predicts offsets in cm; set objective.relative_targets=true "
@@ -202,12 +207,38 @@ class Objective:
         {name: JSON-able table}. The first is the one `val_loss_ratio` divides by. Regression objectives
         here share the lookup tables of baseline.py; an objective with other targets overrides this and
         `baseline_predictor` (e.g. a classifier's marginal class frequencies)."""
-        parts = [(s.features, s.targets["target"], s.targets["mask"]) for s in samples]
+        parts = [
+            (s.features, self._offsets(s.features, s.targets["target"]), s.targets["mask"]) for s in samples
+        ]
         return fit_lookup_baselines(parts, self.slots, len(self.coordinates))
 
     def baseline_predictor(self, table: dict[str, Any]) -> Callable[[torch.Tensor], torch.Tensor]:
         """A fitted table as a function of packed features [.., T, 4] -> predictions [T, out_dim]."""
-        return LookupPredictor(table)
+        lookup = LookupPredictor(table)
+        if self.cfg.relative_targets:
+            return lookup
+
+        def predict(features: torch.Tensor) -> torch.Tensor:  # absolute targets: own position + offset
+            f = features.reshape(-1, features.shape[-1])
+            pred = lookup(features) + f[:, 1:4].float().repeat(1, self.slots)
+            pred[:, 1::3] = torch.remainder(
+                pred[:, 1::3], 1.0
+            )  # phi is periodic: a neighbour past 1 is near 0
+            return pred
+
+        return predict
+
+    def _offsets(self, features: np.ndarray, target: np.ndarray) -> np.ndarray:
+        """Targets as offsets from the point: unchanged for relative targets; for absolute ones (the paper's
+        neighbour positions) minus the point's own (r, phi, eta), phi wrapped. The trivial predictor of an
+        absolute target is the point's position plus the mean offset, not the mean position of a layer
+        (which ignores where in phi and eta the point is)."""
+        if self.cfg.relative_targets:
+            return target
+        own = np.tile(np.asarray(features, dtype=np.float64)[:, 1:4], (1, self.slots))  # [n, S*3]
+        off = np.asarray(target, dtype=np.float64) - own
+        off[:, 1::3] -= np.floor(off[:, 1::3] + 0.5)  # dphi into [-0.5, 0.5)
+        return off
 
     def _penalty(self, diff: torch.Tensor) -> torch.Tensor:
         """Elementwise loss of prediction errors: squared (mse) or Huber (quadratic below delta, then linear,

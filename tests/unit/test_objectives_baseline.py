@@ -13,7 +13,12 @@ from scaling.data.shards import read_manifest
 from scaling.inputs.coordinates import Normalizer
 from scaling.inputs.pipeline import Sample, pack_samples
 from scaling.objectives import ObjectiveConfig, build_objective
-from scaling.objectives.baseline import check_baselines, fit_lookup_baselines, predict_lookup
+from scaling.objectives.baseline import (
+    LookupPredictor,
+    check_baselines,
+    fit_lookup_baselines,
+    predict_lookup,
+)
 from scaling.objectives.knnn import physical_offsets, physical_search_positions
 from scaling.objectives.scaling import fit_target_stats, scale_targets, unscale_targets
 from scaling.train.batches import BatchSource, fit_statistics
@@ -176,6 +181,37 @@ def test_fit_statistics_baseline_scores_ratio_one_against_itself(dataset: Path, 
     if scaling == "robust":  # scaled targets: the valid entries are centred per slot and coordinate
         valid = batch.targets["target"].view(-1, 4, 3)[batch.targets["mask"]]
         assert abs(float(valid.mean())) < 0.3
+
+
+def test_absolute_targets_baseline_is_own_position_plus_mean_offset(dataset: Path) -> None:
+    """The paper's absolute neighbour positions: the trivial predictor is where the point is plus the layer's
+    mean offset. In r and eta it scores exactly what the table scores on relative targets; in phi it differs
+    only where a neighbour lies across phi = 0 / 1 (the absolute target jumps by a full turn there), and it is
+    far better than the layer's mean absolute position (which ignores where the point is)."""
+    coords, loss = {}, {}
+    for relative in (True, False):
+        source = _source(dataset, relative_targets=relative, difficulty_rescaling=False)
+        fitted = fit_statistics(str(dataset), "train", n_events=10, source=source)
+        obj = source.objective
+        batch = pack_samples(
+            [source.sample(e) for e in EventStream(dataset, "train", shuffle=False, epochs=1)]
+        )
+        pred = obj.baseline_predictor(fitted["baseline"]["layer"])(batch.features)
+        sq, n = obj.coordinate_errors(pred, batch.targets)
+        coords[relative], loss[relative] = (sq / n).numpy(), float(obj.loss(pred, batch))
+        if not relative:
+            layer_mean = LookupPredictor(fitted["baseline"]["layer"])(batch.features)  # mean offset only
+            plain = fit_lookup_baselines(
+                [(batch.features.numpy()[0], batch.targets["target"].numpy(), batch.targets["mask"].numpy())],
+                4,
+                3,
+            )
+            naive = float(obj.loss(predict_lookup(plain["layer"], batch.features), batch))
+            assert loss[False] < 0.2 * naive
+            assert float(obj.loss(layer_mean, batch)) > loss[False]
+    np.testing.assert_allclose(coords[False][[0, 2]], coords[True][[0, 2]], rtol=1e-4)
+    with pytest.raises(ValueError, match="target_scaling applies to offsets"):
+        ObjectiveConfig(relative_targets=False, target_scaling="robust")
 
 
 def test_next_token_has_its_lookup_analogue(dataset: Path) -> None:
