@@ -25,7 +25,7 @@ $(STAMP): setup.cfg constraints.txt pyproject.toml
 	$(PY) -m pip install -q --upgrade pip
 	# torch first and pinned: a newer torch would pull several GB of CUDA wheels (see constraints.txt).
 	$(PIP) install -q -c constraints.txt torch==2.13.0
-	$(PIP) install -q -c constraints.txt -e '.[test]'
+	$(PIP) install -q -c constraints.txt -e '.[test,mpi]'
 	@touch $@
 
 venv: $(STAMP)
