@@ -82,15 +82,17 @@ def peer(x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor, D: Tensor, chun
     return y + x * D.view(1, 1, h, 1)
 
 
-def time_step(fn: Callable[[], None], repeats: int) -> float:
-    """Median seconds of `repeats` calls after one warm-up call."""
-    fn()
-    times = []
+def time_pair(a: Callable[[], None], b: Callable[[], None], repeats: int) -> tuple[float, float]:
+    """Median seconds of `repeats` calls of each, after one warm-up call each, the calls alternating so
+    that load from other work on the machine falls on both alike."""
+    a(), b()
+    times: tuple[list[float], list[float]] = ([], [])
     for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        for fn, out in ((a, times[0]), (b, times[1])):
+            start = time.perf_counter()
+            fn()
+            out.append(time.perf_counter() - start)
+    return statistics.median(times[0]), statistics.median(times[1])
 
 
 def compare(length: int, chunk: int, repeats: int) -> tuple[float, float, float]:
@@ -119,8 +121,8 @@ def compare(length: int, chunk: int, repeats: int) -> tuple[float, float, float]
 
         return run
 
-    t_ours, t_peer = time_step(step(ours), repeats), time_step(step(peer), repeats)
-    f_ours, f_peer = time_step(forward(ours), repeats), time_step(forward(peer), repeats)
+    t_ours, t_peer = time_pair(step(ours), step(peer), repeats)
+    f_ours, f_peer = time_pair(forward(ours), forward(peer), repeats)
     print(f"  Q={chunk:4d}: fwd+bwd ours {t_ours * 1e3:7.1f} ms, peer {t_peer * 1e3:7.1f} ms, "
           f"ratio {t_peer / t_ours:.2f}x | fwd ours {f_ours * 1e3:6.1f} ms, peer {f_peer * 1e3:6.1f} ms, "
           f"ratio {f_peer / f_ours:.2f}x | max |dy| {diff:.2e} (max |y| {float(y_peer.abs().max()):.1f}), "
@@ -132,7 +134,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--length", type=int, default=2048, help="tokens per sequence")
     parser.add_argument("--chunk", type=int, nargs="+", default=[64, 256], help="chunk sizes (both sides)")
-    parser.add_argument("--repeats", type=int, default=3, help="timed calls per measurement (median)")
+    parser.add_argument("--repeats", type=int, default=5, help="timed calls per measurement (median)")
     args = parser.parse_args()
     torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
     print(f"SSD, {args.length} tokens, width 256 (8 heads x 64, d_state 128), float32, CPU, "
