@@ -155,15 +155,16 @@ def require_gpu() -> None:
         )
 
 
-def _timed_cuda(fn: Callable[[], None], repeats: int) -> float:
+def _timed_cuda(fn: Callable[[], None], repeats: int, device: str = "cuda") -> float:
     import torch
 
+    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
     fn()
-    torch.cuda.synchronize()
+    sync()
     start = time.perf_counter()
     for _ in range(repeats):
         fn()
-    torch.cuda.synchronize()
+    sync()
     return (time.perf_counter() - start) / repeats
 
 
@@ -239,7 +240,7 @@ def throughput(model: str, peak_tflops: float, seq_len: int = 4096, repeats: int
 
         try:
             seconds = _timed_cuda(step, repeats)
-        except torch.OutOfMemoryError:
+        except torch.cuda.OutOfMemoryError:
             opt.zero_grad(set_to_none=True)
             torch.cuda.empty_cache()
             continue
@@ -249,7 +250,7 @@ def throughput(model: str, peak_tflops: float, seq_len: int = 4096, repeats: int
     raise RuntimeError(f"{model}: even one sequence of {seq_len} tokens does not fit on this GPU")
 
 
-def pipeline_events_per_s(n_events: int = 200) -> float:
+def pipeline_events_per_s(n_events: int = 200, device: str = "cuda") -> float:
     """Events/s of simulate-free preparation (coordinates, serialisation, k-NNN targets on the GPU)."""
     from scaling.data.simulator import simulate_events
     from scaling.data.stats import StatsAccumulator
@@ -261,13 +262,13 @@ def pipeline_events_per_s(n_events: int = 200) -> float:
     for e in events:
         acc.add(e.points)
     norm = Normalizer.from_stats(acc.finish())
-    obj = build_objective(ObjectiveConfig(name="knnn", k=30, target_backend="torch", target_device="cuda"))
+    obj = build_objective(ObjectiveConfig(name="knnn", k=30, target_backend="torch", target_device=device))
 
     def prepare_all() -> None:
         for e in events:
             prepare_event(e, normalizer=norm, serialization="raster", objective=obj)
 
-    return len(events) / _timed_cuda(prepare_all, 1)
+    return len(events) / _timed_cuda(prepare_all, 1, device)
 
 
 def run_check(out: Path, log: Callable[[str], None] = print) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from benchmarks.gpu_check import (
     mean_tokens_per_event,
     micro_batch_plan,
     paper_tokens,
+    pipeline_events_per_s,
     plan_comparisons,
     render_markdown,
 )
@@ -50,6 +51,10 @@ def test_extrapolation_is_budget_over_rate_beside_table_1() -> None:
 def test_tokens_per_event_drops_events_the_paper_drops() -> None:
     mean = mean_tokens_per_event(n_events=40)
     assert 100 < mean <= 3200
+
+
+def test_pipeline_measurement_runs_its_torch_backend_on_cpu_too() -> None:
+    assert pipeline_events_per_s(n_events=4, device="cpu") > 0  # the same code path the GPU run takes
 
 
 def test_markdown_table_names_the_device_and_every_model() -> None:
