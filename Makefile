@@ -12,7 +12,7 @@ export TORCH_EXTENSIONS_DIR ?= $(CURDIR)/.cache/torch_extensions
 export PYTHONPATH := $(CURDIR)$(if $(PYTHONPATH),:$(PYTHONPATH))
 PYTEST_ARGS ?=
 
-.PHONY: setup system venv test test-unit quickstart bench lint clean
+.PHONY: setup system venv test test-unit quickstart bench gpu-check lint clean
 
 setup: system venv
 
@@ -25,7 +25,7 @@ $(STAMP): setup.cfg constraints.txt pyproject.toml
 	$(PY) -m pip install -q --upgrade pip
 	# torch first and pinned: a newer torch would pull several GB of CUDA wheels (see constraints.txt).
 	$(PIP) install -q -c constraints.txt torch==2.13.0
-	$(PIP) install -q -c constraints.txt -e '.[test]'
+	$(PIP) install -q -c constraints.txt -e '.[test,mpi]'
 	@touch $@
 
 venv: $(STAMP)
@@ -41,6 +41,11 @@ quickstart: venv
 
 bench: venv
 	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+# On one CUDA GPU with mamba_ssm (pip install -e '.[gpu]'): fused vs reference, tokens/s, MFU, GPU-hours.
+GPU_CHECK_OUT ?= runs/gpu-check
+gpu-check: venv
+	$(PY) -m benchmarks.gpu_check --out $(GPU_CHECK_OUT)
 
 lint: venv
 	$(VENV)/bin/ruff check scaling launch analysis tests benchmarks

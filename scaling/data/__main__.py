@@ -8,6 +8,8 @@ import sys
 
 from scaling.data.cli import EXIT_USAGE, cmd_import, cmd_inspect, cmd_simulate
 
+MPI_HELP = "split the shards between the ranks of an MPI job (mpirun -np N ...); same output as one process"
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m scaling.data", description=__doc__)
@@ -25,12 +27,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="sphenix: like the paper's TPCpp-10M (loopers, decays, multiple scattering); "
         "paper: ideal helices (the earlier default); small: quick tests",
     )  # fmt: skip
+    sim.add_argument("--mpi", action="store_true", help=MPI_HELP)
     sim.set_defaults(func=cmd_simulate)
     imp = sub.add_parser("import-tpcpp", help="convert the TPCpp-10M NumPy layout")
     imp.add_argument("src", help="TPCpp-10M root (holding labeled/ and/or unlabeled/)")
     imp.add_argument("--out", required=True, help="output folder")
     imp.add_argument("--shard-events", type=int, default=1024, help="events per shard")
     imp.add_argument("--skip-bad-events", action="store_true", help="skip (and count) events with NaN/inf")
+    imp.add_argument("--mpi", action="store_true", help=MPI_HELP)
     imp.set_defaults(func=cmd_import)
     ins = sub.add_parser("inspect", help="check a dataset and print per-split figures")
     ins.add_argument("dir", help="dataset folder (holding manifest.json)")
@@ -48,7 +52,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args))
     except (ValueError, OSError) as err:
-        print(f"error: {err}", file=sys.stderr)
+        if getattr(err, "report", True):  # an MPI rank whose failure rank 0 reports stays quiet
+            print(f"error: {err}", file=sys.stderr)
         return EXIT_USAGE
 
 

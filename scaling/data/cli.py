@@ -4,6 +4,7 @@
     python -m scaling.data simulate --out data/fake-tpcpp --events 500 --format tpcpp
     python -m scaling.data import-tpcpp /data/TPCpp-10M --out data/tpcpp
     python -m scaling.data inspect data/sim [--split train]   # distributions beside the paper's statements
+    mpirun -np 4 python -m scaling.data simulate --out data/sim --events 100000 --mpi   (see parallel.py)
 
 Errors a user can meet are one line on stderr and exit code 2; `inspect` exits 2 on any inconsistency.
 """
@@ -19,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from scaling.data.parallel import assign_shards, open_world, write_dataset_mpi
 from scaling.data.schema import (
     N_PID_CLASSES,
     PID_NAMES,
@@ -27,8 +29,23 @@ from scaling.data.schema import (
     offsets_from_counts,
     pid_in_range,
 )
-from scaling.data.shards import ShardError, ShardReader, read_manifest, sha256_file, write_dataset
-from scaling.data.tpcpp import export_tpcpp, import_tpcpp
+from scaling.data.shards import (
+    ShardError,
+    ShardReader,
+    ShardTask,
+    plan_shards,
+    read_manifest,
+    sha256_file,
+    write_dataset,
+)
+from scaling.data.tpcpp import (
+    PRETRAIN_SPLIT,
+    RangeReader,
+    discover,
+    export_tpcpp,
+    import_tpcpp,
+    tpcpp_provenance,
+)
 
 EXIT_USAGE = 2
 
@@ -71,6 +88,8 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     counts = parse_splits(args.splits, args.events)
     simulate_events, cfg = _simulator(args.profile)
     starts = offsets_from_counts(list(counts.values()))
+    if args.mpi:
+        return _simulate_mpi(args, counts, simulate_events, cfg)
     splits: dict[str, Iterator[Event]] = {
         name: simulate_events(n, args.seed, cfg, start=int(start))
         for (name, n), start in zip(counts.items(), starts, strict=False)
@@ -80,15 +99,78 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         export_tpcpp(args.out, splits, file_events=args.shard_events)
         print(f"wrote {args.events} events in the TPCpp-10M layout to {args.out}")
         return 0
-    config = dataclasses.asdict(cfg) if dataclasses.is_dataclass(cfg) else repr(cfg)
-    provenance = {"source": "simulator", "seed": args.seed, "events": args.events, "splits": counts,
-                  "profile": args.profile, "config": config}  # fmt: skip
-    manifest = write_dataset(args.out, splits, shard_events=args.shard_events, provenance=provenance)
+    manifest = write_dataset(args.out, splits, shard_events=args.shard_events,
+                             provenance=_simulator_provenance(args, counts, cfg))  # fmt: skip
     print(format_report(summarize(Path(args.out), manifest)))
     return 0
 
 
+def _simulator_provenance(args: argparse.Namespace, counts: dict[str, int], cfg: Any) -> dict[str, Any]:
+    config = dataclasses.asdict(cfg) if dataclasses.is_dataclass(cfg) else repr(cfg)
+    return {"source": "simulator", "seed": args.seed, "events": args.events, "splits": counts,
+            "profile": args.profile, "config": config}  # fmt: skip
+
+
+def _simulate_mpi(args: argparse.Namespace, counts: dict[str, int], simulate_events: Any, cfg: Any) -> int:
+    """`simulate --mpi`: each rank simulates and writes a block of shards (event i is rng([seed, i]))."""
+    if args.format != "hdf5":
+        raise ValueError("--mpi writes HDF5 shards; drop --format tpcpp, or drop --mpi")
+    comm = open_world()
+    counts = {name: n for name, n in counts.items() if n > 0}
+    starts = dict(zip(counts, offsets_from_counts(list(counts.values())).tolist(), strict=False))
+    tasks = plan_shards(counts, args.shard_events)
+
+    def make(task: ShardTask) -> Iterator[Event]:
+        return simulate_events(task.n_events, args.seed, cfg, start=starts[task.split] + task.first_event)
+
+    manifest = write_dataset_mpi(comm, args.out, tasks, make,
+                                 provenance=_simulator_provenance(args, counts, cfg))  # fmt: skip
+    return _report_mpi(comm, args.out, manifest)
+
+
+def _report_mpi(comm: Any, out: str, manifest: dict[str, Any] | None) -> int:
+    """Every rank checks the shards it wrote; rank 0 prints the report a single process prints."""
+    manifest = comm.bcast(manifest, root=0)
+    shards = [s for info in manifest["splits"].values() for s in info["shards"]]
+    mine = [shards[i] for i in assign_shards(len(shards), comm.Get_size(), comm.Get_rank())]
+    try:
+        parts: dict[str, Any] | str = {s["file"]: check_shard(Path(out), s) for s in mine}
+    except (ValueError, OSError) as err:  # sent to rank 0, so no rank waits for a gather that never comes
+        parts = str(err)
+    gathered = comm.gather(parts, root=0)
+    if comm.Get_rank() != 0:
+        return 0
+    failed = [p for p in gathered if isinstance(p, str)]
+    if failed:
+        raise ValueError(f"checking the written dataset: {failed[0]}")
+    print(format_report(summarize(Path(out), manifest, {k: v for p in gathered for k, v in p.items()})))
+    return 0
+
+
+def _import_mpi(args: argparse.Namespace) -> int:
+    """`import-tpcpp --mpi`: shards cut from the source files' event stream, a block of them per rank."""
+    if args.skip_bad_events:
+        raise ValueError(
+            "--skip-bad-events moves shard boundaries, which --mpi ranks must know in advance; "
+            "import once without --mpi, or fix the source events"
+        )
+    comm = open_world()
+    found = discover(args.src)
+    order = [s for s in ("train", "val", "test", PRETRAIN_SPLIT) if s in found]
+    readers = {s: RangeReader(found[s]) for s in order}
+    tasks = plan_shards({s: sum(readers[s].counts) for s in order}, args.shard_events)
+
+    def make(task: ShardTask) -> Iterator[Event]:
+        return readers[task.split].events(task.first_event, task.first_event + task.n_events)
+
+    manifest = write_dataset_mpi(comm, args.out, tasks, make,
+                                 provenance=tpcpp_provenance(args.src, found))  # fmt: skip
+    return _report_mpi(comm, args.out, manifest)
+
+
 def cmd_import(args: argparse.Namespace) -> int:
+    if args.mpi:
+        return _import_mpi(args)
     manifest = import_tpcpp(
         args.src, args.out, shard_events=args.shard_events, skip_bad_events=args.skip_bad_events
     )
@@ -140,24 +222,33 @@ def _shard_summary(reader: ShardReader, block_events: int = 4096) -> dict[str, A
     return {"points": points, "tracks": tracks, "per_track": per_track, "pid": pid, "noise": noise}
 
 
-def summarize(root: Path, manifest: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """Check each shard against the manifest (checksum, counts, offsets, NaN, PID range); split figures."""
+def check_shard(root: Path, shard: dict[str, Any]) -> dict[str, Any]:
+    """Check one manifest entry against its file (checksum, counts, offsets, NaN, PID range): its figures."""
+    path = root / shard["file"]
+    if not path.is_file():
+        raise ShardError(path, "listed in the manifest but missing; re-create the dataset")
+    if sha256_file(path) != shard["sha256"]:
+        raise ShardError(path, "sha256 differs from the manifest; the file changed, re-create it")
+    reader = ShardReader(path)
+    part = _shard_summary(reader)
+    reader.close()
+    got = int(sum(p.sum() for p in part["points"])), int(sum(p.size for p in part["points"]))
+    if got != (shard["n_points"], shard["n_events"]):
+        raise ShardError(path, f"holds {got[1]} events / {got[0]} points, manifest says "
+                         f"{shard['n_events']} / {shard['n_points']}")  # fmt: skip
+    return part
+
+
+def summarize(
+    root: Path, manifest: dict[str, Any], parts: dict[str, dict[str, Any]] | None = None
+) -> dict[str, dict[str, Any]]:
+    """Per-split figures of a dataset, every shard checked (`check_shard`) unless its figures are in
+    `parts` (file -> figures, from ranks that checked their own shards)."""
     report: dict[str, dict[str, Any]] = {}
     for split, info in manifest["splits"].items():
         points, tracks, per_track, pid, noise = [], [], [], np.zeros(N_PID_CLASSES, np.int64), 0
         for shard in info["shards"]:
-            path = root / shard["file"]
-            if not path.is_file():
-                raise ShardError(path, "listed in the manifest but missing; re-create the dataset")
-            if sha256_file(path) != shard["sha256"]:
-                raise ShardError(path, "sha256 differs from the manifest; the file changed, re-create it")
-            reader = ShardReader(path)
-            part = _shard_summary(reader)
-            reader.close()
-            got = int(sum(p.sum() for p in part["points"])), int(sum(p.size for p in part["points"]))
-            if got != (shard["n_points"], shard["n_events"]):
-                raise ShardError(path, f"holds {got[1]} events / {got[0]} points, manifest says "
-                                 f"{shard['n_events']} / {shard['n_points']}")  # fmt: skip
+            part = parts[shard["file"]] if parts is not None else check_shard(root, shard)
             points += part["points"]
             tracks += part["tracks"]
             per_track += part["per_track"]

@@ -16,6 +16,7 @@ import hashlib
 import logging
 import os
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -143,6 +144,54 @@ def write_shard(
     return {"n_events": len(events), "n_points": int(offsets[-1]), "sha256": digest}
 
 
+@dataclass(frozen=True, kw_only=True)
+class ShardTask:
+    """One shard to write: events [first_event, first_event + n_events) of `split`, as shard `index`."""
+
+    split: str
+    index: int
+    first_event: int
+    n_events: int
+
+    @property
+    def file(self) -> str:
+        """Path of the shard relative to the dataset folder."""
+        return f"{self.split}/{SHARD_PATTERN.format(index=self.index)}"
+
+
+def plan_shards(split_events: dict[str, int], shard_events: int) -> list[ShardTask]:
+    """Every shard of a dataset whose split sizes are known, in manifest order (split, then index)."""
+    if shard_events < 1:
+        raise ValueError(f"shard_events must be >= 1, got {shard_events}")
+    return [
+        ShardTask(split=split, index=i, first_event=lo, n_events=min(shard_events, n - lo))
+        for split, n in split_events.items()
+        for i, lo in enumerate(range(0, n, shard_events))
+    ]
+
+
+def stats_split_of(splits: Iterable[str]) -> str | None:
+    """The split whose spacepoints give the manifest's statistics: train, else the first one."""
+    names = list(splits)
+    return STATS_SPLIT if STATS_SPLIT in names else next(iter(names), None)
+
+
+def write_task(
+    out: Path, task: ShardTask, events: list[Event], *, compression: str | None,
+    acc: StatsAccumulator | None,
+) -> dict[str, Any]:  # fmt: skip
+    """Write one planned shard; fold its events into `acc` (the stats split's). Returns its manifest entry."""
+    if len(events) != task.n_events:
+        raise ShardError(out / task.file, f"{len(events)} events for a shard planned with {task.n_events}")
+    entry = write_shard(out / task.file, events, compression=compression, where=f"split {task.split!r}",
+                        first_event=task.first_event)  # fmt: skip
+    if acc is not None:
+        for i, event in enumerate(events):
+            acc.add(np.asarray(event.points, dtype=np.float32), event=task.first_event + i)
+    log.info("wrote %s (%d events)", task.file, len(events))
+    return {"file": task.file, **entry}
+
+
 def _batches(events: Iterable[Event], size: int) -> Iterator[list[Event]]:
     batch: list[Event] = []
     for event in events:
@@ -154,27 +203,36 @@ def _batches(events: Iterable[Event], size: int) -> Iterator[list[Event]]:
         yield batch
 
 
-def _write_split(
-    out: Path,
-    split: str,
-    events: Iterable[Event],
-    shard_events: int,
-    compression: str | None,
-    written: list[Path],
-    acc: StatsAccumulator | None,
-) -> list[dict[str, Any]]:
-    shards: list[dict[str, Any]] = []
-    for index, batch in enumerate(_batches(events, shard_events)):
-        rel = f"{split}/{SHARD_PATTERN.format(index=index)}"
-        entry = write_shard(out / rel, batch, compression=compression, where=f"split {split!r}",
-                            first_event=index * shard_events)  # fmt: skip
-        written.append(out / rel)
-        shards.append({"file": rel, **entry})
-        if acc is not None:
-            for event in batch:
-                acc.add(np.asarray(event.points, dtype=np.float32))
-        log.info("wrote %s (%d events)", rel, len(batch))
-    return shards
+def begin_dataset(out_dir: str | os.PathLike[str]) -> Path:
+    """Create the folder and drop any old manifest: it must not outlive the shards it lists."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / MANIFEST_NAME).unlink(missing_ok=True)
+    return out
+
+
+def finish_dataset(
+    out: Path, splits: list[str], entries: list[dict[str, Any]], acc: StatsAccumulator,
+    provenance: dict[str, Any],
+) -> dict[str, Any]:  # fmt: skip
+    """Remove stale shards, then write the manifest listing `entries` (in split, index order)."""
+    by_split: dict[str, Any] = {}
+    for split in splits:
+        shards = [e for e in entries if e["file"].startswith(f"{split}/")]
+        by_split[split] = {"n_events": sum(s["n_events"] for s in shards),
+                           "n_points": sum(s["n_points"] for s in shards), "shards": shards}  # fmt: skip
+        # shards of an earlier, larger dataset in the same folder would only confuse
+        for stale in set((out / split).glob("shard-*.h5")) - {out / s["file"] for s in shards}:
+            stale.unlink()
+    manifest = {
+        "schema_version": SCHEMA_VERSION,
+        "splits": by_split,
+        "stats_split": stats_split_of(splits),
+        "stats": acc.finish(),
+        "provenance": provenance,
+    }
+    write_json_atomic(out / MANIFEST_NAME, manifest)
+    return manifest
 
 
 def write_dataset(
@@ -189,38 +247,22 @@ def write_dataset(
     or from the first split when there is no train split). Returns the manifest."""
     if shard_events < 1:
         raise ValueError(f"shard_events must be >= 1, got {shard_events}")
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / MANIFEST_NAME).unlink(missing_ok=True)  # the old manifest must not outlive the shards it lists
-    stats_split = STATS_SPLIT if STATS_SPLIT in splits else next(iter(splits), None)
+    out = begin_dataset(out_dir)
+    stats_split = stats_split_of(splits)
     acc = StatsAccumulator()
-    entries: dict[str, Any] = {}
-    written: list[Path] = []
+    entries: list[dict[str, Any]] = []
     try:
         for split, events in splits.items():
-            shards = _write_split(out, split, events, shard_events, compression, written,
-                                  acc if split == stats_split else None)  # fmt: skip
-            entries[split] = {
-                "n_events": sum(s["n_events"] for s in shards),
-                "n_points": sum(s["n_points"] for s in shards),
-                "shards": shards,
-            }
+            for index, batch in enumerate(_batches(events, shard_events)):
+                task = ShardTask(split=split, index=index, first_event=index * shard_events,
+                                 n_events=len(batch))  # fmt: skip
+                entries.append(write_task(out, task, batch, compression=compression,
+                                          acc=acc if split == stats_split else None))  # fmt: skip
     except BaseException:
-        for path in written:  # a failed write leaves no shard behind (and no manifest)
-            path.unlink(missing_ok=True)
+        for entry in entries:  # a failed write leaves no shard behind (and no manifest)
+            (out / entry["file"]).unlink(missing_ok=True)
         raise
-    for split in splits:  # shards of an earlier, larger dataset in the same folder would only confuse
-        for stale in set((out / split).glob("shard-*.h5")) - set(written):
-            stale.unlink()
-    manifest = {
-        "schema_version": SCHEMA_VERSION,
-        "splits": entries,
-        "stats_split": stats_split,
-        "stats": acc.finish(),
-        "provenance": provenance,
-    }
-    write_json_atomic(out / MANIFEST_NAME, manifest)
-    return manifest
+    return finish_dataset(out, list(splits), entries, acc, provenance)
 
 
 def read_manifest(dataset_dir: str | os.PathLike[str]) -> dict[str, Any]:

@@ -1,14 +1,19 @@
 """Streaming dataset statistics for the manifest's `stats` block (keys: `schema.STATS_KEYS`).
 
 The model reads normalisation ranges and serialisation bin edges from here, never from constants. Everything
-is accumulated one event at a time: sums in float64 for the energy mean/std, running min/max, the per-event
-point counts, and a bounded deterministic sample of spacepoints for the frequency-balanced eta/phi quantile
-edges.
+is accumulated one event at a time: per-event float64 energy sums for the mean/std, running min/max, the
+per-event point counts, and a bounded deterministic sample of spacepoints for the frequency-balanced eta/phi
+quantile edges.
 
     >>> acc = StatsAccumulator()
     >>> for event in events:
     ...     acc.add(event.points)
     >>> stats = acc.finish()
+
+The result does not depend on the order events are folded in, nor on how they are split between
+accumulators that are merged afterwards: the sums are exactly rounded (`math.fsum`), the sample keeps the
+points with the smallest keys, and a point's key is drawn from `default_rng([seed, event index])`. So ranks
+that each write some shards (MPI data preparation) give byte for byte the statistics of one process.
 """
 
 from __future__ import annotations
@@ -43,10 +48,9 @@ class StatsAccumulator:
 
     def __init__(self, *, sample_points: int = SAMPLE_POINTS, seed: int = SAMPLE_SEED) -> None:
         self._k = int(sample_points)
-        self._rng = np.random.default_rng(seed)
-        self._n = 0
-        self._sum = 0.0
-        self._sumsq = 0.0
+        self._seed = int(seed)
+        self._sums: list[float] = []  # per-event energy sum and sum of squares, fsum'ed in finish()
+        self._sumsqs: list[float] = []
         self._lo = np.full(3, np.inf)  # r, z, eta
         self._hi = np.full(3, -np.inf)
         self._counts: list[int] = []
@@ -56,21 +60,40 @@ class StatsAccumulator:
         self._phi = np.empty(0)
         self._threshold = 1.0
 
-    def add(self, points: np.ndarray) -> None:
-        """Fold one event's (n, 4) points in."""
+    def add(self, points: np.ndarray, *, event: int | None = None) -> None:
+        """Fold one event's (n, 4) points in; `event` is its index in the split (default: events so far)."""
+        index = len(self._counts) if event is None else int(event)
         self._counts.append(int(points.shape[0]))
         if points.shape[0] == 0:
             return
         energy = points[:, 0].astype(np.float64)
-        self._n += energy.size
-        self._sum += float(energy.sum())
-        self._sumsq += float(np.square(energy).sum())
+        self._sums.append(float(energy.sum()))
+        self._sumsqs.append(float(np.square(energy).sum()))
         r, phi, eta = cylindrical(points)
         z = points[:, 3].astype(np.float64)
         for i, col in enumerate((r, z, eta)):
             self._lo[i] = min(self._lo[i], float(col.min()))
             self._hi[i] = max(self._hi[i], float(col.max()))
-        keys = self._rng.random(energy.size)
+        keys = np.random.default_rng([self._seed, index]).random(energy.size)
+        self._fold_sample(keys, eta, phi)
+
+    def merge(self, other: StatsAccumulator) -> None:
+        """Fold in another accumulator's events (same sample size and seed; disjoint event indices)."""
+        if (other._k, other._seed) != (self._k, self._seed):
+            raise ValueError("StatsAccumulator.merge: sample_points and seed must match")
+        self._sums += other._sums
+        self._sumsqs += other._sumsqs
+        self._counts += other._counts
+        self._lo = np.minimum(self._lo, other._lo)
+        self._hi = np.maximum(self._hi, other._hi)
+        self._fold_sample(other._keys, other._eta, other._phi)
+
+    def compact(self) -> None:
+        """Drop sampled points that can no longer be among the k kept (before sending it elsewhere)."""
+        if self._keys.size > self._k:
+            self._prune()
+
+    def _fold_sample(self, keys: np.ndarray, eta: np.ndarray, phi: np.ndarray) -> None:
         keep = keys < self._threshold
         self._keys = np.concatenate([self._keys, keys[keep]])
         self._eta = np.concatenate([self._eta, eta[keep]])
@@ -85,14 +108,14 @@ class StatsAccumulator:
 
     def finish(self, *, module_bounds_cm: tuple[float, ...] = TPC_MODULE_BOUNDS_CM) -> dict[str, Any]:
         """The `stats` block; raises ValueError when no spacepoint was seen."""
-        if self._n == 0:
+        n_points = sum(self._counts)
+        if n_points == 0:
             raise ValueError(
                 "dataset statistics: the training split holds no spacepoints; write at least one event"
             )
-        if self._keys.size > self._k:
-            self._prune()
-        mean = self._sum / self._n
-        std = math.sqrt(max(self._sumsq / self._n - mean * mean, 0.0))
+        self.compact()
+        mean = math.fsum(self._sums) / n_points
+        std = math.sqrt(max(math.fsum(self._sumsqs) / n_points - mean * mean, 0.0))
         r_min, z_min, eta_min = (float(v) for v in self._lo)
         r_max, z_max, eta_max = (float(v) for v in self._hi)
         counts = np.asarray(self._counts)

@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 import os
 import zipfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +38,7 @@ LABELS = {"track_id": "track_ids", "pid": "pid_labels", "noise": "noise_tags"}  
 UNLABELED_DIRS = ("unlabeled", "unlabelled")
 PRETRAIN_SPLIT = "pretrain"
 FileGroup = dict[str, Path]  # "spacepoints" and, when labelled, the LABELS stems -> file
+Loaded = tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]  # points, offsets, label columns
 
 
 def _open_npz(path: Path, keys: tuple[str, ...]) -> Any:
@@ -95,10 +96,8 @@ def discover(src: str | os.PathLike[str]) -> dict[str, list[FileGroup]]:
     return found
 
 
-def iter_group(
-    group: FileGroup, *, skip_bad_events: bool = False, skipped: dict[str, Any] | None = None
-) -> Iterator[Event]:
-    """Events of one spacepoints file (and its label files); one file's arrays in memory at a time."""
+def load_group(group: FileGroup) -> Loaded:
+    """(points (N, 4), offsets (events + 1), per-point label columns) of a spacepoints file and its labels."""
     sp = group["spacepoints"]
     with _open_npz(sp, ("data", "size")) as npz:
         data, size = np.asarray(npz["data"], np.float32), np.asarray(npz["size"], np.int64).reshape(-1)
@@ -120,8 +119,17 @@ def iter_group(
             if values.shape[0] != n:
                 raise ValueError(f"{group[stem]}: {values.shape[0]} values for {n} spacepoints in {sp.name}")
             cols[column] = values.astype(cols[column].dtype)
-    offsets = offsets_from_counts(size)
-    for i in range(size.size):
+    return data, offsets_from_counts(size), cols
+
+
+def iter_group(
+    group: FileGroup, *, skip_bad_events: bool = False, skipped: dict[str, Any] | None = None,
+    lo: int = 0, hi: int | None = None, load: Callable[[FileGroup], Loaded] = load_group,
+) -> Iterator[Event]:  # fmt: skip
+    """Events [lo, hi) of one spacepoints file (and its label files); one file's arrays in memory at once."""
+    sp = group["spacepoints"]
+    data, offsets, cols = load(group)
+    for i in range(lo, offsets.size - 1 if hi is None else hi):
         a, b = int(offsets[i]), int(offsets[i + 1])
         event = Event(points=data[a:b], **{k: v[a:b] for k, v in cols.items()}, meta={"source": str(sp)})
         try:
@@ -134,6 +142,49 @@ def iter_group(
             log.warning("skipped bad source event: %s", err)
             continue
         yield event
+
+
+def count_events(groups: list[FileGroup]) -> list[int]:
+    """Events per file group, read from the `size` arrays alone (no spacepoints loaded)."""
+    counts = []
+    for group in groups:
+        with _open_npz(group["spacepoints"], ("size",)) as npz:
+            counts.append(int(np.asarray(npz["size"]).size))
+    return counts
+
+
+class RangeReader:
+    """Events [lo, hi) of one split, read file by file; the last file read stays loaded, so consecutive
+    shards cut from one large source file load it once."""
+
+    def __init__(self, groups: list[FileGroup]) -> None:
+        self.groups = groups
+        self.counts = count_events(groups)
+        self._last: tuple[Path, Loaded] | None = None
+
+    def _load(self, group: FileGroup) -> Loaded:
+        if self._last is None or self._last[0] != group["spacepoints"]:
+            self._last = None  # free the previous file's arrays before loading the next
+            self._last = (group["spacepoints"], load_group(group))
+        return self._last[1]
+
+    def events(self, lo: int, hi: int) -> Iterator[Event]:
+        starts = offsets_from_counts(self.counts)
+        for group, first, last in zip(self.groups, starts[:-1], starts[1:], strict=True):
+            if last > lo and first < hi:
+                a, b = max(lo, int(first)) - int(first), min(hi, int(last)) - int(first)
+                yield from iter_group(group, lo=a, hi=b, load=self._load)
+
+
+def tpcpp_provenance(src: str | os.PathLike[str], found: dict[str, list[FileGroup]]) -> dict[str, Any]:
+    """The manifest's provenance block of an import (skipped_events counted while importing)."""
+    return {
+        "source": "tpcpp",
+        "root": str(Path(src).resolve()),
+        "files": {s: [str(g["spacepoints"].relative_to(src)) for g in gs] for s, gs in found.items()},
+        "labelled": {s: s != PRETRAIN_SPLIT for s in found},
+        "skipped_events": 0,
+    }
 
 
 def import_tpcpp(
@@ -149,13 +200,7 @@ def import_tpcpp(
             yield from iter_group(group, skip_bad_events=skip_bad_events, skipped=provenance)
 
     # The generators count skipped events into provenance; write_dataset records it after the last shard.
-    provenance: dict[str, Any] = {
-        "source": "tpcpp",
-        "root": str(Path(src).resolve()),
-        "files": {s: [str(g["spacepoints"].relative_to(src)) for g in gs] for s, gs in found.items()},
-        "labelled": {s: s != PRETRAIN_SPLIT for s in found},
-        "skipped_events": 0,
-    }
+    provenance = tpcpp_provenance(src, found)
     order = [s for s in ("train", "val", "test", PRETRAIN_SPLIT) if s in found]
     manifest = write_dataset(
         out_dir, {s: events(found[s]) for s in order}, shard_events=shard_events, provenance=provenance

@@ -39,7 +39,9 @@ def layer_flops_terms(cfg: ModelConfig, seq_len: int) -> dict[str, float]:
         "ssd_cb": 2.0 * q * g * n * pad,
         "ssd_diag": 2.0 * q * di * pad,
         "ssd_states": 2.0 * di * n * pad,
-        "ssd_passing": 2.0 * n_chunks * di * n / q * pad,
+        # a scan over chunks (state = decay * state + chunk state), linear in their number, as in
+        # mamba_ssm's state-passing kernel and the reference path
+        "ssd_passing": 2.0 * di * n / q * pad,
         "ssd_out": 2.0 * di * n * pad,
         "out_proj": 2.0 * di * d,
     }

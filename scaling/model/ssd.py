@@ -47,7 +47,7 @@ def causal_conv1d(x: Tensor, weight: Tensor, bias: Tensor | None, seg: Tensor | 
     return out if bias is None else out + bias
 
 
-def _segsum_exp(a: Tensor, seg: Tensor) -> Tensor:
+def _segsum_exp(a: Tensor, seg: Tensor | None) -> Tensor:
     """exp(a[j+1] + ... + a[i]) for j <= i in the same segment, else 0. a (..., Q) per-step log decays.
 
     The sums are cumulated along i from a masked copy (not taken as differences of one cumsum), which keeps
@@ -57,8 +57,9 @@ def _segsum_exp(a: Tensor, seg: Tensor) -> Tensor:
     strict = torch.ones(q, q, dtype=torch.bool, device=a.device).tril(-1)
     rows = a.unsqueeze(-1).expand(*a.shape, q).masked_fill(~strict, 0.0)  # [i, j] = a[i] if i > j
     sums = torch.cumsum(rows, dim=-2)  # (..., Q, Q): [i, j] = a[j+1] + ... + a[i]
-    keep = strict.logical_or(torch.eye(q, dtype=torch.bool, device=a.device))
-    keep = keep & (seg.unsqueeze(-1) == seg.unsqueeze(-2))
+    keep = torch.ones(q, q, dtype=torch.bool, device=a.device).tril(0)
+    if seg is not None:
+        keep = keep & (seg.unsqueeze(-1) == seg.unsqueeze(-2))
     return torch.exp(sums.masked_fill(~keep, float("-inf")))  # mask before exp
 
 
@@ -74,54 +75,67 @@ def ssd_chunked(
 ) -> Tensor:
     """Chunked SSD. x (b, l, h, p); dt (b, l, h) after softplus; A (h) negative; B, C (b, l, g, n); D (h).
 
-    Returns y (b, l, h, p) in x's dtype.
+    Returns y (b, l, h, p) in x's dtype. Heads are held as (g, r): the r = h / g heads of a group share B
+    and C, so the state products are one (n x Q) @ (Q x r*p) matrix product per chunk and group, with no
+    copy of B or C per head; states pass between chunks by a scan over chunks (linear in their number).
     """
     b, length, h, p = x.shape
-    g = B.shape[2]
+    g, n = B.shape[2], B.shape[3]
     if length == 0:
         return x.clone()
-    seg = segment_ids(seq_idx, b, length, x.device)
+    packed = seq_idx is not None
     q = min(chunk_size, length)
     pad = (-length) % q
-    nc = (length + pad) // q
+    nc, r = (length + pad) // q, h // g
     f32 = torch.float32
     # Padded tail tokens get dt = 0 and x = 0: they neither change the state nor leak into real outputs.
-    xs = F.pad(x.to(f32), (0, 0, 0, 0, 0, pad)).view(b, nc, q, h, p)
+    xs = F.pad(x.to(f32), (0, 0, 0, 0, 0, pad)).view(b, nc, q, g, r, p)
     dts = F.pad(dt.to(f32), (0, 0, 0, pad)).view(b, nc, q, h)
-    Bs = F.pad(B.to(f32), (0, 0, 0, 0, 0, pad)).view(b, nc, q, g, -1)  # (b, c, q, g, n)
-    Cs = F.pad(C.to(f32), (0, 0, 0, 0, 0, pad)).view(b, nc, q, g, -1)
-    segs = torch.cat([seg, seg[:, -1:].expand(b, pad)], dim=1).view(b, nc, q)  # tail joins last event
+    Bs = F.pad(B.to(f32), (0, 0, 0, 0, 0, pad)).view(b, nc, q, g, n)
+    Cs = F.pad(C.to(f32), (0, 0, 0, 0, 0, pad)).view(b, nc, q, g, n)
     a = (dts * A.to(f32)).permute(0, 3, 1, 2)  # (b, h, c, q)
     a_cum = torch.cumsum(a, dim=-1)  # (b, h, c, q)
-    xdt = xs * dts.unsqueeze(-1)  # (b, c, q, h, p)
-    rep = h // g  # heads per group
+    xdt = xs * dts.view(b, nc, q, g, r, 1)  # (b, c, q, g, r, p)
+    segs = seg_end = None
+    if packed:
+        seg = segment_ids(seq_idx, b, length, x.device)
+        segs = torch.cat([seg, seg[:, -1:].expand(b, pad)], dim=1).view(b, nc, q)  # tail joins last event
+        seg_end = segs[:, :, -1]  # (b, c)
+
+    def per_token(w: Tensor) -> Tensor:  # (b, h, c, q) -> (b, c, q, g, r, 1), to scale xdt or y
+        return w.permute(0, 2, 3, 1).reshape(b, nc, q, g, r, 1)
 
     # 1. within each chunk: y[i] = sum_j (C_i . B_j) exp(a_cum[i] - a_cum[j]) dt_j x_j
-    L = _segsum_exp(a, segs.unsqueeze(1))  # (b, h, c, q, q)
-    cb = torch.einsum("bclgn,bcsgn->bgcls", Cs, Bs).repeat_interleave(rep, dim=1)  # (b, h, c, q, q)
-    y = torch.einsum("bhcls,bcshp->bclhp", cb * L, xdt)
+    L = _segsum_exp(a, None if segs is None else segs.unsqueeze(1)).view(b, g, r, nc, q, q)
+    cb = torch.einsum("bclgn,bcsgn->bgcls", Cs, Bs).unsqueeze(2)  # (b, g, 1, c, q, q): shared by r heads
+    y = torch.einsum("bgrcls,bcsgrp->bclgrp", cb * L, xdt)
 
-    # 2. state at each chunk end, from that chunk's tokens of the chunk's last segment
-    seg_end = segs[:, :, -1]  # (b, c)
-    same_end = (segs == seg_end.unsqueeze(-1)).to(f32)  # (b, c, q)
-    to_end = torch.flip(torch.cumsum(torch.flip(a, [-1]), -1), [-1]) - a  # a[j+1] + ... + a[Q-1]
-    decay_to_end = torch.exp(to_end) * same_end.unsqueeze(1)  # (b, h, c, q)
-    xdt_end = xdt * decay_to_end.permute(0, 2, 3, 1).unsqueeze(-1)  # (b, c, q, h, p)
-    Bh = Bs.repeat_interleave(rep, dim=3)  # (b, c, q, h, n)
-    states = torch.einsum("bcshn,bcshp->bchpn", Bh, xdt_end)
+    # 2. state at each chunk end, from that chunk's tokens of the chunk's last segment: (b, c, g, n, r*p)
+    to_end = torch.exp(torch.flip(torch.cumsum(torch.flip(a, [-1]), -1), [-1]) - a)  # a[j+1] + ... + a[Q-1]
+    if packed:
+        to_end = to_end * (segs == seg_end.unsqueeze(-1)).to(f32).unsqueeze(1)
+    xdt_end = (xdt * per_token(to_end)).view(b, nc, q, g, r * p)
+    states = torch.einsum("bcsgn,bcsgk->bcgnk", Bs, xdt_end).view(b, nc, g, n, r, p)
 
-    # 3. pass states across chunks: end of chunk j reaches end of chunk i if no boundary lies between
-    ends = _segsum_exp(a_cum[..., -1], seg_end.unsqueeze(1))  # (b, h, c, c) [i, j]
-    carried = torch.einsum("bhij,bjhpn->bihpn", ends, states)  # state at end of chunk i
-    prev = F.pad(carried, (0, 0, 0, 0, 0, 0, 1, 0))[:, :-1]  # (b, c, h, p, n): state entering chunk c
-    prev_seg = F.pad(seg_end, (1, 0), value=-3)[:, :-1]  # (b, c)
+    # 3. pass states across chunks: entering chunk i = (end of chunk i-1) + decay over chunk i-1 of what
+    # entered it, unless an event boundary lies between (then the carried part is dropped)
+    decay = torch.exp(a_cum[..., -1]).permute(0, 2, 1).reshape(b, nc, g, 1, r, 1)
+    if packed:
+        same = F.pad((seg_end[:, 1:] == seg_end[:, :-1]).to(f32), (1, 0)).view(b, nc, 1, 1, 1, 1)
+        decay = decay * same
+    ends, decays = states.unbind(1), decay.unbind(1)  # unbind: indexing in the loop costs a full-size
+    entering = [states.new_zeros(b, g, n, r, p)]  # zero gradient per step in the backward pass
+    for i in range(1, nc):
+        entering.append(ends[i - 1] + decays[i - 1] * entering[-1])
+    prev = torch.stack(entering, dim=1).view(b, nc, g, n, r * p)
 
     # 4. contribution of the incoming state to each token of its segment
-    into = torch.exp(a_cum) * (segs == prev_seg.unsqueeze(-1)).to(f32).unsqueeze(1)  # (b, h, c, q)
-    Ch = Cs.repeat_interleave(rep, dim=3)  # (b, c, q, h, n)
-    y_prev = torch.einsum("bclhn,bchpn->bclhp", Ch, prev)
-    y = y + y_prev * into.permute(0, 2, 3, 1).unsqueeze(-1)
-    y = y + xs * D.to(f32).view(1, 1, 1, h, 1)
+    into = torch.exp(a_cum)  # (b, h, c, q)
+    if packed:
+        prev_seg = F.pad(seg_end, (1, 0), value=-3)[:, :-1]  # (b, c)
+        into = into * (segs == prev_seg.unsqueeze(-1)).to(f32).unsqueeze(1)
+    y_prev = torch.einsum("bclgn,bcgnk->bclgk", Cs, prev).view(b, nc, q, g, r, p)
+    y = y + y_prev * per_token(into) + xs * D.to(f32).view(1, 1, 1, g, r, 1)
     return y.reshape(b, nc * q, h, p)[:, :length].to(x.dtype)
 
 

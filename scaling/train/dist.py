@@ -48,6 +48,10 @@ class DistEnv:
                        master_addr=env.get("MASTER_ADDR", "127.0.0.1"), master_port=port,
                        launcher="torchrun")  # fmt: skip
         if "OMPI_COMM_WORLD_RANK" in env:
+            # mpirun's job id gives two jobs on one node different ports, as SLURM_JOB_ID does below;
+            # across nodes pass the rendezvous host: mpirun -x MASTER_ADDR=<first host> ...
+            job = int(env.get("OMPI_MCA_ess_base_jobid", "0") or 0)
+            port = int(env["MASTER_PORT"]) if "MASTER_PORT" in env else DEFAULT_PORT + job % 10000
             return cls(rank=int(env["OMPI_COMM_WORLD_RANK"]), world_size=int(env["OMPI_COMM_WORLD_SIZE"]),
                        local_rank=int(env.get("OMPI_COMM_WORLD_LOCAL_RANK", 0)),
                        master_addr=env.get("MASTER_ADDR", "127.0.0.1"), master_port=port,

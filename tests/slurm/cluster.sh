@@ -18,6 +18,12 @@ mdir=/tmp/munge-$(echo "$dir" | md5sum | cut -c1-12)
 # GNU nproc obeys OMP_NUM_THREADS (the tests set it to 1): the node must have every core, or a job asking
 # for all of them never fits and a higher partition has nothing to preempt for
 ncpu=$(env -u OMP_NUM_THREADS -u OMP_THREAD_LIMIT nproc)
+# SLURM_TEST_CPUS declares more CPUs than the machine has (slurmd told to trust slurm.conf): on a 2-core
+# machine a 2-rank job then leaves room that only a preempting job asking for every CPU cannot use
+slurmd_params="# the node's CPUs as slurmd counts them"
+if [ -n "${SLURM_TEST_CPUS:-}" ] && [ "$SLURM_TEST_CPUS" -gt "$ncpu" ]; then
+  ncpu=$SLURM_TEST_CPUS slurmd_params=SlurmdParameters=config_overrides
+fi
 # ports from DIR (the next free pair), so two clusters at once (two test modules in one pytest session, two
 # people) do not collide; SLURM_TEST_PORT sets the controller's port (slurmd takes the next one)
 port=${SLURM_TEST_PORT:-$(( 16817 + 2 * (0x$(echo "$dir" | md5sum | cut -c1-4) % 500) ))}
@@ -70,6 +76,7 @@ SchedulerParameters=bf_interval=1,sched_interval=1
 PreemptType=preempt/partition_prio
 PreemptMode=REQUEUE
 ${ctld_params}
+${slurmd_params}
 DependencyParameters=kill_invalid_depend
 MinJobAge=3600
 ReturnToService=2

@@ -81,6 +81,9 @@ def test_distenv_from_each_launcher() -> None:
         {"OMPI_COMM_WORLD_RANK": "2", "OMPI_COMM_WORLD_SIZE": "3", "OMPI_COMM_WORLD_LOCAL_RANK": "0"}
     )
     assert (mpi.rank, mpi.world_size, mpi.launcher) == (2, 3, "mpi")
+    jobs = [{"OMPI_COMM_WORLD_RANK": "0", "OMPI_COMM_WORLD_SIZE": "2", "OMPI_MCA_ess_base_jobid": j}
+            for j in ("1171652609", "1171652610")]  # fmt: skip
+    assert len({DistEnv.from_environ(j).master_port for j in jobs}) == 2  # two mpiruns on one node
     assert DistEnv.from_environ({}).world_size == 1
     assert DistEnv.from_environ({"MASTER_PORT": "4321"}).master_port == 4321
     env: dict[str, str] = {}
