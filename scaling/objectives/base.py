@@ -7,6 +7,11 @@ import it in `scaling/objectives/__init__.py`.
 Targets are a dict of arrays. Arrays with a leading token axis (n, ...) are concatenated over the events of a
 packed batch; 0-d arrays are per-event scalars and are stacked to (n_events,). Every objective reports two
 per-event scalars, "difficulty" and "proxy", used by the difficulty rescaling (see difficulty.py).
+
+Objectives whose targets are not offsets (mpm, contrastive, supervised) override `build_targets`, `loss`,
+`fit_baselines` and `baseline_predictor`, and may declare what they need of the rest: `model_options` (a mask
+token, the order-head), `model_inputs` (the mask of a batch), `augment` and `n_views` (contrastive views),
+`uses_labels` (truth in serialised order), `causal_only` (a bidirectional backbone would see the targets).
 """
 
 from __future__ import annotations
