@@ -38,7 +38,7 @@ REGISTRY: dict[str, type[Objective]] = {}
 METRICS = ("normalised", "physical")
 TARGET_SCALINGS = ("none", "standard", "robust")
 LOSSES = ("mse", "huber")
-MPM_TARGETS = ("tokens", "regression")
+MPM_TARGETS = ("tokens", "vqvae", "regression")
 GEOMETRY_KEYS = ("r_min", "r_max", "phi_min", "phi_max", "eta_min", "eta_max")
 
 
@@ -78,8 +78,8 @@ class ObjectiveConfig:
     huber_delta: float = doc("Huber transition point, in target units (loss: huber)", default=1.0)
     mask_ratio: float = doc("mpm: fraction of each event's points masked, floor(ratio * n)", default=0.3)
     mpm_target: str = doc(
-        "mpm: tokens (K-means codebook index, cross-entropy; MPM's better target) or regression (MSE on the "
-        "masked point's features)",
+        "mpm: tokens (K-means codebook index, cross-entropy; MPM's better target), vqvae (a small VQ-VAE's "
+        "code, cross-entropy) or regression (MSE on the masked point's features)",
         default="tokens",
     )
     codebook_size: int = doc("mpm tokens: K of the K-means codebook (MPM: 512)", default=512)

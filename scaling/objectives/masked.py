@@ -9,6 +9,7 @@ masked points only, averaged per event, then over events. Targets, computed from
     tokens      the index of the point's K-means code (tokens.py; K = 512, fitted on the first training
                 events, stored in baseline.json), cross-entropy; the trivial predictor is the codebook's
                 marginal frequency, so val_loss_ratio = cross-entropy / marginal token entropy
+    vqvae       the same with the codes of a small VQ-VAE (tokens.py, its weights in baseline.json)
     regression  the point's token features (e, r, eta, cos and sin of phi), MSE; the trivial predictor is
                 their training mean
 
@@ -32,6 +33,7 @@ import torch.nn.functional as F
 from scaling.objectives.base import Objective, register
 from scaling.objectives.tokens import (
     N_TOKEN_FEATURES,
+    VQTokenizer,
     assign_tokens,
     fit_kmeans,
     perplexity,
@@ -69,11 +71,12 @@ class MaskedPointObjective(Objective):
 
     def __init__(self, cfg: Any) -> None:
         super().__init__(cfg)
-        self.centres: torch.Tensor | None = None  # [K, 5] codebook
+        self.centres: torch.Tensor | None = None  # [K, 5] K-means codebook
+        self.vq: VQTokenizer | None = None
 
     @property
     def tokens(self) -> bool:
-        return self.cfg.mpm_target == "tokens"
+        return self.cfg.mpm_target in ("tokens", "vqvae")
 
     coordinates: tuple[str, ...] = ()  # no per-coordinate ratios: the loss is one figure per point
 
@@ -106,11 +109,14 @@ class MaskedPointObjective(Objective):
     # ------------------------------------------------------------------ targets from features
     def target_tokens(self, features: torch.Tensor) -> torch.Tensor:
         """[T] int64 codebook index of every point of packed features [.., T, 4]."""
+        x = token_features(features).reshape(-1, N_TOKEN_FEATURES)
+        if self.vq is not None:
+            return self.vq.assign(x)
         if self.centres is None:
             raise ValueError(
                 "objective mpm: no codebook; fit_baselines on training samples first (the trainer does)"
             )
-        return assign_tokens(token_features(features), self.centres)
+        return assign_tokens(x, self.centres)
 
     def _masked(self, batch: PackedBatch, device: torch.device) -> torch.Tensor:
         return batch.targets["masked"].reshape(-1).to(device, torch.bool)  # [T]
@@ -145,14 +151,21 @@ class MaskedPointObjective(Objective):
                     "objective.mpm_target=regression: no training points; check data.train_split"
                 )
             return {"mean": {"row": feats.mean(0).tolist()}}
-        self.centres = fit_kmeans(feats, self.cfg.codebook_size)
-        counts = torch.bincount(assign_tokens(feats, self.centres), minlength=self.cfg.codebook_size)
+        if self.cfg.mpm_target == "vqvae":
+            self.vq = VQTokenizer(self.cfg.codebook_size).fit(feats).eval()
+            stored: dict[str, Any] = {"vqvae": self.vq.to_json()}
+        else:
+            self.centres = fit_kmeans(feats, self.cfg.codebook_size)
+            stored = {"codebook": self.centres.tolist()}
+        counts = torch.bincount(self.target_tokens(pts), minlength=self.cfg.codebook_size)
         freq = (counts.double() + 0.5) / (counts.sum() + 0.5 * counts.numel())  # no code at probability 0
-        return {"marginal": {"row": freq.log().tolist(), "codebook": self.centres.tolist()}}
+        return {"marginal": {"row": freq.log().tolist(), **stored}}
 
     def baseline_predictor(self, table: dict[str, Any]) -> Callable[[torch.Tensor], torch.Tensor]:
         if "codebook" in table and self.centres is None:  # a stored run: the codebook comes back with it
             self.centres = torch.tensor(table["codebook"], dtype=torch.float32)
+        if "vqvae" in table and self.vq is None:
+            self.vq = VQTokenizer.from_json(table["vqvae"])
         return ConstantPredictor(table["row"])
 
     def metrics(self, pred: torch.Tensor, batch: PackedBatch) -> dict[str, float]:

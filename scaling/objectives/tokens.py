@@ -82,3 +82,66 @@ def perplexity(tokens: torch.Tensor, k: int) -> float:
     p = torch.bincount(tokens.reshape(-1), minlength=k).double()
     p = p / p.sum().clamp_min(1)
     return float(torch.exp(-(p * p.clamp_min(1e-300).log()).sum()))
+
+
+class VQTokenizer(torch.nn.Module):
+    """A small VQ-VAE tokeniser (van den Oord et al. 2017; MPM's best target): token features -> MLP
+    encoder -> nearest of K code vectors (straight-through) -> MLP decoder; loss = reconstruction + codebook +
+    0.25 x commitment. The codebook starts from K-means of the initial encodings and unused codes are
+    re-seeded from the encodings every 50 steps, so most codes stay in use."""
+
+    def __init__(self, k: int, code_dim: int = 8, hidden: int = 64) -> None:
+        super().__init__()
+        d = N_TOKEN_FEATURES
+        self.encoder = torch.nn.Sequential(
+            torch.nn.Linear(d, hidden), torch.nn.GELU(), torch.nn.Linear(hidden, code_dim)
+        )
+        self.decoder = torch.nn.Sequential(
+            torch.nn.Linear(code_dim, hidden), torch.nn.GELU(), torch.nn.Linear(hidden, d)
+        )
+        self.codebook = torch.nn.Parameter(torch.zeros(k, code_dim))
+
+    def assign(self, x: torch.Tensor) -> torch.Tensor:
+        """[T] int64 code of each row of token features x [T, 5]."""
+        with torch.no_grad():
+            return assign_tokens(self.encoder.to(x.device)(x.float()), self.codebook)
+
+    def fit(self, x: torch.Tensor, *, steps: int = 400, batch: int = 4096, seed: int = 0) -> VQTokenizer:
+        """Train on token features x [m, 5] (m >= K distinct rows, else the K-means ValueError)."""
+        torch.manual_seed(seed)
+        gen = torch.Generator().manual_seed(seed)
+        with torch.no_grad():
+            self.codebook.copy_(fit_kmeans(self.encoder(x), self.codebook.shape[0], iters=10, seed=seed))
+        opt = torch.optim.Adam(self.parameters(), lr=3e-3)
+        for step in range(steps):
+            xb = x[torch.randint(0, x.shape[0], (min(batch, x.shape[0]),), generator=gen)]
+            z = self.encoder(xb)
+            q = self.codebook[assign_tokens(z.detach(), self.codebook)]
+            recon = self.decoder(z + (q - z).detach())  # straight-through
+            loss = (recon - xb).square().mean() + (q - z.detach()).square().mean()
+            loss = loss + 0.25 * (z - q.detach()).square().mean()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            if step % 50 == 49:
+                self._reseed_unused(x, gen)
+        return self
+
+    @torch.no_grad()
+    def _reseed_unused(self, x: torch.Tensor, gen: torch.Generator) -> None:
+        z = self.encoder(x)
+        used = torch.bincount(assign_tokens(z, self.codebook), minlength=self.codebook.shape[0]) > 0
+        n_dead = int((~used).sum())
+        if n_dead:
+            self.codebook[~used] = z[torch.randint(0, z.shape[0], (n_dead,), generator=gen)]
+
+    def to_json(self) -> dict[str, list]:
+        return {name: value.tolist() for name, value in self.state_dict().items()}
+
+    @classmethod
+    def from_json(cls, state: dict[str, list]) -> VQTokenizer:
+        tensors = {name: torch.tensor(value, dtype=torch.float32) for name, value in state.items()}
+        k, code_dim = tensors["codebook"].shape
+        model = cls(k, code_dim, hidden=tensors["encoder.0.weight"].shape[0])
+        model.load_state_dict(tensors)
+        return model.eval()

@@ -3,6 +3,7 @@ loss on masked points only, the K-means codebook, and a tiny run that beats the 
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -18,7 +19,7 @@ from scaling.inputs.pipeline import PackedBatch, pack_samples
 from scaling.model import ModelConfig, build_model, resolve_model_config
 from scaling.objectives import ObjectiveConfig, build_objective
 from scaling.objectives.masked import MaskedPointObjective, mask_points
-from scaling.objectives.tokens import fit_kmeans
+from scaling.objectives.tokens import fit_kmeans, perplexity
 from scaling.train.batches import BatchSource, first_samples
 from scaling.train.config import DataConfig, SimulateConfig, load_train_config
 from scaling.train.data_setup import ensure_dataset
@@ -170,7 +171,7 @@ def test_kmeans_errors_name_the_key() -> None:
     [
         ("objective.mask_ratio=1.0", "objective.mask_ratio: must lie in (0, 1)"),
         ("objective.mask_ratio=0", "objective.mask_ratio: must lie in (0, 1)"),
-        ("objective.mpm_target=vq", "objective.mpm_target: 'vq' is not one of"),
+        ("objective.mpm_target=vq", "objective.mpm_target: 'vq' is not one of tokens, vqvae, regression"),
         ("objective.name=masked", "objective.name: unknown objective 'masked'"),
         ("objective.mask_fraction=0.3", "objective.mask_fraction"),
         ("model.direction=sideways", "model.direction='sideways'"),
@@ -192,3 +193,16 @@ def test_bidirectional_backbone_refuses_causal_only_objectives(name: str) -> Non
         load_train_config(TINY, [f"objective.name={ok}", "model.direction=bidirectional",
                                  "budget.micro_batch_events=2"])  # fmt: skip
     load_train_config(TINY, ["objective.name=mpm", "model.direction=causal"])  # MPM on a causal backbone
+
+
+def test_vqvae_tokeniser_uses_its_codes_and_round_trips(dataset: Path) -> None:
+    obj, src = _source(dataset, codebook_size=32, mpm_target="vqvae")
+    table = obj.fit_baselines(first_samples(str(dataset), "train", n_events=24, source=src))["marginal"]
+    batch = src.next_batch()
+    tokens = obj.target_tokens(batch.features)
+    used = perplexity(tokens, 32)
+    print(f"vqvae K=32: perplexity {used:.1f}")
+    assert used > 8
+    fresh, _ = _source(dataset, codebook_size=32, mpm_target="vqvae")
+    fresh.baseline_predictor(json.loads(json.dumps(table)))  # as read back from baseline.json
+    assert torch.equal(fresh.target_tokens(batch.features), tokens)
