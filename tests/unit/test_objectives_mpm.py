@@ -206,3 +206,16 @@ def test_vqvae_tokeniser_uses_its_codes_and_round_trips(dataset: Path) -> None:
     fresh, _ = _source(dataset, codebook_size=32, mpm_target="vqvae")
     fresh.baseline_predictor(json.loads(json.dumps(table)))  # as read back from baseline.json
     assert torch.equal(fresh.target_tokens(batch.features), tokens)
+
+
+def test_objectives_sweep_varies_only_the_objective() -> None:
+    from launch.spec import expand_runs, load_spec, resolve_config
+
+    path = TINY.parents[3] / "sweeps" / "objectives.yaml"
+    spec, base, site = load_spec(path)
+    cfgs = [resolve_config(plan, str(path)) for plan in expand_runs(spec, base, site, str(path))]
+    names = {(c.objective.name, c.objective.mpm_target, c.model.direction) for c in cfgs}
+    assert len(cfgs) == 21 and len(names) == 7 and {c.seed for c in cfgs} == {0, 1, 2}
+    fixed = {(c.model.width, c.model.n_layers, c.optimizer.lr, c.budget.steps, c.budget.global_batch_events,
+              c.schedule.warmup_steps) for c in cfgs}  # fmt: skip
+    assert len(fixed) == 1
