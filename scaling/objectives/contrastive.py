@@ -24,7 +24,7 @@ import torch.nn.functional as F
 
 from scaling.objectives.augment import augment_event
 from scaling.objectives.base import Objective, register
-from scaling.objectives.masked import ConstantPredictor
+from scaling.objectives.baseline import ConstantPredictor
 
 if TYPE_CHECKING:
     from scaling.data.schema import Event

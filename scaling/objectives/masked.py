@@ -31,6 +31,7 @@ import torch
 import torch.nn.functional as F
 
 from scaling.objectives.base import Objective, register
+from scaling.objectives.baseline import ConstantPredictor
 from scaling.objectives.tokens import (
     N_TOKEN_FEATURES,
     VQTokenizer,
@@ -50,17 +51,6 @@ def mask_points(n: int, ratio: float, rng: np.random.Generator) -> np.ndarray:
     mask = np.zeros(n, dtype=bool)
     mask[rng.choice(n, int(math.floor(ratio * n)), replace=False)] = True
     return mask
-
-
-class ConstantPredictor:
-    """The same row for every token: packed features [.., T, 4] -> [T, D]."""
-
-    def __init__(self, row: list[float]) -> None:
-        self.row = torch.tensor(row, dtype=torch.float32)
-
-    def __call__(self, features: torch.Tensor) -> torch.Tensor:
-        t = features.reshape(-1, features.shape[-1]).shape[0]
-        return self.row.to(features.device).expand(t, -1)
 
 
 @register("mpm")

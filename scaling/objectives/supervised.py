@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from scaling.objectives.base import Objective, register
-from scaling.objectives.masked import ConstantPredictor
+from scaling.objectives.baseline import ConstantPredictor
 
 if TYPE_CHECKING:
     from scaling.inputs.pipeline import PackedBatch, Sample
