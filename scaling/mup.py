@@ -49,8 +49,14 @@ def classify_parameter(name: str) -> str:
         return "no_decay"
     if name.startswith("embedding."):
         return "input"
+    if name in ("head.order.weight",):  # the order-head's index encoding: fan-in fixed, like the embedding
+        return "input"
+    if name.startswith("head.") and name.endswith(("fc1.weight", "fc2.weight")):
+        return "hidden"
     if name.startswith("head."):
         return "output"
+    if name.endswith("merge.weight"):  # bidirectional concat -> width projection
+        return "hidden"
     if name.endswith("in_proj.weight_bc"):
         return "ssm_bc"
     if name.endswith(("in_proj.weight_zx", "in_proj.weight_dt", "out_proj.weight")):
@@ -95,7 +101,7 @@ def apply_init(model: nn.Module, cfg: ModelConfig) -> None:
     for name, module in model.named_modules():
         if hasattr(module, "weight_bc"):
             module.reset_parameters(scale_bc=mult["ssm_bc"]["init"], scale_zx=mult["hidden"]["init"])
-        elif name == "head":
+        elif name in ("head", "head.out") and isinstance(module, nn.Linear):
             module.weight.mul_(mult["output"]["init"])
 
 

@@ -94,7 +94,10 @@ def prepare_event(
     """Coordinates -> normalised features -> serialisation -> targets, for one event.
 
     Non-finite coordinates are a ValueError naming the event. Events with 0 or 1 spacepoint, or with every
-    point at one radius, are valid: their targets are all masked and they add nothing to the loss."""
+    point at one radius, are valid: their targets are all masked and they add nothing to the loss. The
+    objective may first augment the raw event (`Objective.augment`: contrastive views) and, when it uses
+    labels, gets the truth in serialised order; `rng` also draws its random targets (masks)."""
+    event = objective.augment(event, rng)
     points = np.asarray(event.points)
     if points.ndim != 2 or points.shape[1] != 4:
         raise ValueError(f"event {event.event_id}: points must have shape (n, 4), got {points.shape}")
@@ -108,7 +111,8 @@ def prepare_event(
     feats = normalizer.features(points)
     perm = serialize(feats, serialization, normalizer.stats, rng=rng)
     feats = feats[perm]
-    targets = objective.build_targets(feats)
+    labels = {"pid": event.pid[perm], "noise": event.noise[perm]} if objective.uses_labels else None
+    targets = objective.build_targets(feats, rng=rng, labels=labels)
     return Sample(
         features=feats,
         targets=targets,

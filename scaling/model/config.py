@@ -17,6 +17,8 @@ from scaling.model.family import MODEL_FAMILY
 
 PARAMETERIZATIONS = ("mup", "standard")
 IMPLS = ("auto", "reference", "mamba_ssm")
+DIRECTIONS = ("causal", "bidirectional")
+MERGES = ("add", "concat")
 
 
 @dataclasses.dataclass(kw_only=True)
@@ -39,7 +41,20 @@ class ModelConfig:
         "auto (mamba_ssm on CUDA if installed, else reference) | reference | mamba_ssm", default="auto"
     )
 
+    direction: str = doc(
+        "causal (one forward scan, the paper) or bidirectional (a forward and a reverse scan per layer, "
+        "each event reversed in place; Vim / Caduceus)",
+        default="causal",
+    )
+    merge: str = doc(
+        "bidirectional: add the two scans (Vim) or concat them and project back to width", default="add"
+    )
+
     def __post_init__(self) -> None:
+        if self.direction not in DIRECTIONS:
+            raise ValueError(f"model.direction={self.direction!r}: use causal or bidirectional")
+        if self.merge not in MERGES:
+            raise ValueError(f"model.merge={self.merge!r}: use add or concat")
         if self.name not in MODEL_FAMILY and self.name != "custom":
             known = ", ".join([*MODEL_FAMILY, "custom"])
             raise ValueError(f"model.name={self.name!r} is not a known model; use one of {known}")

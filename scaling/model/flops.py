@@ -11,7 +11,11 @@ Forward, per token, with Q = min(chunk_size, seq_len) and n_c = ceil(seq_len / Q
                      passing  2 n_c d_in N / Q         (chunk-to-chunk state matrix)
                      y_off    2 d_in N                 (incoming state read out by C)
                 out_proj      2 d_in d
-    head        2 d out_dim
+    head        2 d out_dim                           (linear head)
+                2 (1 + 2 F) d + 8 d^2 + 2 d out_dim   (order-head: index encoding, MLP d -> 2d -> d, out)
+
+A bidirectional layer runs two mixers (forward and reverse scan): twice the per-layer terms, plus
+2 (2 d) d for the projection of `merge: concat`.
 
 Forward + backward = 3 x forward (each matmul needs two of its size backward; Kaplan et al. 2020, 2.1).
 Norms, gating, softplus, exp, masks and residual adds are O(d) per token and left out (< 1 % at d >= 64).
@@ -47,15 +51,22 @@ def layer_flops_terms(cfg: ModelConfig, seq_len: int) -> dict[str, float]:
     }
 
 
-def forward_flops_per_token(cfg: ModelConfig, out_dim: int, seq_len: int) -> dict[str, float]:
+def forward_flops_per_token(
+    cfg: ModelConfig, out_dim: int, seq_len: int, head_kind: str = "linear"
+) -> dict[str, float]:
     """{"embedding", "layers", "head", "total"} forward FLOPs per token."""
     cfg = resolve_model_config(cfg)
     embedding = 2.0 * (1 + cfg.n_pos_features) * cfg.width
-    layers = cfg.n_layers * sum(layer_flops_terms(cfg, seq_len).values())
+    scans = 2 if cfg.direction == "bidirectional" else 1
+    merge = 4.0 * cfg.width * cfg.width if scans == 2 and cfg.merge == "concat" else 0.0
+    layers = cfg.n_layers * (scans * sum(layer_flops_terms(cfg, seq_len).values()) + merge)
     head = 2.0 * cfg.width * out_dim
+    if head_kind == "order":
+        d = cfg.width
+        head += 2.0 * (1 + 2 * cfg.n_freq) * d + 8.0 * d * d
     return {"embedding": embedding, "layers": layers, "head": head, "total": embedding + layers + head}
 
 
-def flops_per_token(cfg: ModelConfig, out_dim: int, seq_len: int) -> float:
+def flops_per_token(cfg: ModelConfig, out_dim: int, seq_len: int, head_kind: str = "linear") -> float:
     """Training FLOPs (forward + backward) per token for sequences of `seq_len` tokens."""
-    return 3.0 * forward_flops_per_token(cfg, out_dim, seq_len)["total"]
+    return 3.0 * forward_flops_per_token(cfg, out_dim, seq_len, head_kind)["total"]

@@ -32,6 +32,29 @@ def segment_ids(seq_idx: Tensor | None, batch: int, length: int, device: torch.d
     return change.cumsum(dim=1)  # (B, L)
 
 
+def segment_bounds(
+    seq_idx: Tensor | None, batch: int, length: int, device: torch.device
+) -> tuple[Tensor, Tensor]:
+    """(start, end) (B, L) int64: the first and last position of the segment (event) each token is in."""
+    seg = segment_ids(seq_idx, batch, length, device)
+    pos = torch.arange(length, device=device).expand(batch, length)
+    first = torch.ones_like(seg, dtype=torch.bool)
+    first[:, 1:] = seg[:, 1:] != seg[:, :-1]
+    start = torch.where(first, pos, 0).cummax(dim=1).values
+    last = torch.ones_like(first)
+    last[:, :-1] = seg[:, :-1] != seg[:, 1:]
+    end = torch.where(last, pos, length - 1).flip(1).cummin(dim=1).values.flip(1)
+    return start, end
+
+
+def reverse_within_segments(seq_idx: Tensor | None, batch: int, length: int, device: torch.device) -> Tensor:
+    """(B, L) int64 gather index that reverses each segment in place: token t of [s, e] goes to s + e - t.
+
+    Its own inverse; events stay where they are in the packed sequence, so seq_idx is unchanged."""
+    start, end = segment_bounds(seq_idx, batch, length, device)
+    return start + end - torch.arange(length, device=device)
+
+
 def causal_conv1d(x: Tensor, weight: Tensor, bias: Tensor | None, seg: Tensor | None) -> Tensor:
     """Depthwise causal convolution, x (B, L, C), weight (C, 1, K); taps never cross a segment boundary."""
     k = weight.shape[-1]

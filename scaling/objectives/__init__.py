@@ -7,7 +7,15 @@
 A new objective is one file: subclass `Objective`, decorate with `@register("name")`, import it below.
 """
 
-from scaling.objectives.base import REGISTRY, Objective, ObjectiveConfig, build_objective, register
+from scaling.objectives.base import (
+    REGISTRY,
+    Objective,
+    ObjectiveConfig,
+    build_objective,
+    check_backbone,
+    register,
+)
+from scaling.objectives.contrastive import ContrastiveObjective
 from scaling.objectives.difficulty import fit_difficulty_table
 from scaling.objectives.knnn import (
     KnnnObjective,
@@ -15,15 +23,21 @@ from scaling.objectives.knnn import (
     knnn_indices_torch,
     knnn_neighbours,
 )
+from scaling.objectives.masked import MaskedPointObjective
 from scaling.objectives.next_token import NextTokenObjective
+from scaling.objectives.supervised import SupervisedObjective
 
 __all__ = [
     "REGISTRY",
+    "ContrastiveObjective",
     "KnnnObjective",
+    "MaskedPointObjective",
     "NextTokenObjective",
+    "SupervisedObjective",
     "Objective",
     "ObjectiveConfig",
     "build_objective",
+    "check_backbone",
     "fit_difficulty_table",
     "knnn_brute_force",
     "knnn_indices_torch",

@@ -7,30 +7,38 @@ import it in `scaling/objectives/__init__.py`.
 Targets are a dict of arrays. Arrays with a leading token axis (n, ...) are concatenated over the events of a
 packed batch; 0-d arrays are per-event scalars and are stacked to (n_events,). Every objective reports two
 per-event scalars, "difficulty" and "proxy", used by the difficulty rescaling (see difficulty.py).
+
+Objectives whose targets are not offsets (mpm, contrastive, supervised) override `build_targets`, `loss`,
+`fit_baselines` and `baseline_predictor`, and may declare what they need of the rest: `model_options` (a mask
+token, the order-head), `model_inputs` (the mask of a batch), `augment` and `n_views` (contrastive views),
+`uses_labels` (truth in serialised order), `causal_only` (a bidirectional backbone would see the targets).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
 from scaling.config import doc
+from scaling.objectives.augment import AugmentConfig
 from scaling.objectives.baseline import LookupPredictor, fit_lookup_baselines
 from scaling.objectives.difficulty import check_difficulty_table, difficulty_weight, fit_difficulty_table
 from scaling.objectives.scaling import check_target_stats, fit_target_stats, scale_targets
 
 if TYPE_CHECKING:
+    from scaling.data.schema import Event
     from scaling.inputs.pipeline import PackedBatch, Sample
 
 REGISTRY: dict[str, type[Objective]] = {}
 METRICS = ("normalised", "physical")
 TARGET_SCALINGS = ("none", "standard", "robust")
 LOSSES = ("mse", "huber")
+MPM_TARGETS = ("tokens", "vqvae", "regression")
 GEOMETRY_KEYS = ("r_min", "r_max", "phi_min", "phi_max", "eta_min", "eta_max")
 
 
@@ -38,7 +46,11 @@ GEOMETRY_KEYS = ("r_min", "r_max", "phi_min", "phi_max", "eta_min", "eta_max")
 class ObjectiveConfig:
     """The pretraining objective."""
 
-    name: str = doc("objective: knnn (k next-nearest neighbours) or next_token", default="knnn")
+    name: str = doc(
+        "objective: knnn (k next-nearest neighbours), next_token, mpm (masked point modelling), "
+        "contrastive (NT-Xent on two augmented views) or supervised (per-point PID and noise: uses labels)",
+        default="knnn",
+    )
     k: int = doc("neighbours predicted per spacepoint (knnn)", default=30)
     relative_targets: bool = doc(
         "predict neighbour positions as offsets from the point (better conditioned), not absolute",
@@ -64,6 +76,27 @@ class ObjectiveConfig:
     )
     loss: str = doc("per-scalar loss: mse (the paper) or huber", default="mse")
     huber_delta: float = doc("Huber transition point, in target units (loss: huber)", default=1.0)
+    mask_ratio: float = doc("mpm: fraction of each event's points masked, floor(ratio * n)", default=0.3)
+    mpm_target: str = doc(
+        "mpm: tokens (K-means codebook index, cross-entropy; MPM's better target), vqvae (a small VQ-VAE's "
+        "code, cross-entropy) or regression (MSE on the masked point's features)",
+        default="tokens",
+    )
+    codebook_size: int = doc("mpm tokens: K of the K-means codebook (MPM: 512)", default=512)
+    codebook_points: int = doc(
+        "mpm tokens: at most this many training points (of the first data.difficulty_events events) fit "
+        "the codebook, stored in the run directory (baseline.json)",
+        default=65536,
+    )
+    order_head: bool = doc(
+        "mpm: the pretraining head also sees the serialisation index (MPM's order-head); the backbone not",
+        default=True,
+    )
+    temperature: float = doc("contrastive: NT-Xent temperature tau (JetCLR: 0.1)", default=0.1)
+    projection_dim: int = doc("contrastive: size of the per-point projection pooled per event", default=64)
+    augment: AugmentConfig = field(
+        default_factory=AugmentConfig, metadata={"doc": "contrastive: augmentations making the two views"}
+    )
 
     def __post_init__(self) -> None:
         if self.name not in REGISTRY:
@@ -94,6 +127,21 @@ class ObjectiveConfig:
                 "objective.metric=physical predicts offsets in cm; set objective.relative_targets=true "
                 "(absolute targets are the paper's normalised setting)"
             )
+        if not 0.0 < self.mask_ratio < 1.0:
+            raise ValueError(f"objective.mask_ratio: must lie in (0, 1), got {self.mask_ratio}; MPM uses 0.3")
+        if self.mpm_target not in MPM_TARGETS:
+            raise ValueError(
+                f"objective.mpm_target: {self.mpm_target!r} is not one of {', '.join(MPM_TARGETS)}"
+            )
+        if self.codebook_size < 2 or self.codebook_points < 1:
+            raise ValueError("objective.codebook_size must be >= 2 and objective.codebook_points >= 1")
+        if not self.temperature > 0 or self.projection_dim < 1:
+            raise ValueError("objective.temperature must be > 0 and objective.projection_dim >= 1")
+        if self.name not in ("knnn", "next_token") and self.target_scaling != "none":
+            raise ValueError(
+                f"objective.target_scaling={self.target_scaling} applies to knnn and next_token; "
+                f"set it to none for {self.name}"
+            )
         if self.metric == "physical" and self.target_backend == "torch":
             raise ValueError(
                 "objective.metric: physical is built by the CPU search only; "
@@ -112,6 +160,21 @@ def register(name: str) -> Callable[[type[Objective]], type[Objective]]:
     return add
 
 
+def check_backbone(cfg: ObjectiveConfig, direction: str, micro_batch_events: int) -> None:
+    """A ValueError naming the key when the backbone or the batch cannot serve the objective."""
+    cls = REGISTRY[cfg.name]
+    if direction == "bidirectional" and cls.causal_only:
+        raise ValueError(
+            f"model.direction=bidirectional sees the targets of objective {cfg.name} (later points); "
+            "use model.direction=causal, or objective.name=mpm, contrastive or supervised"
+        )
+    if cls.n_views > 1 and micro_batch_events < 2:
+        raise ValueError(
+            f"budget.micro_batch_events={micro_batch_events}: {cfg.name} contrasts the events of one "
+            "micro-batch; set budget.micro_batch_events >= 2"
+        )
+
+
 def build_objective(cfg: ObjectiveConfig) -> Objective:
     """The objective named by `cfg.name`."""
     if cfg.name not in REGISTRY:
@@ -128,6 +191,10 @@ class Objective:
 
     name = "base"
     coordinates: tuple[str, ...] = ("dr", "dphi", "deta")
+    causal_only = False  # targets are later points: a bidirectional backbone would see them
+    uses_labels = False  # targets come from the truth labels (a supervised reference, not pretraining)
+    uses_difficulty = True  # per-event difficulty weights (paper B.7) apply
+    n_views = 1  # samples made of each event (contrastive: two augmented views)
 
     def __init__(self, cfg: ObjectiveConfig) -> None:
         self.cfg = cfg
@@ -158,8 +225,28 @@ class Objective:
     def build_raw_targets(self, features01_sorted: np.ndarray) -> dict[str, np.ndarray]:
         raise NotImplementedError
 
-    def build_targets(self, features01_sorted: np.ndarray) -> dict[str, np.ndarray]:
-        """The raw targets, scaled with the fitted statistics when `target_scaling` is on."""
+    def model_options(self) -> dict[str, Any]:
+        """What the objective asks of the model (`build_model` keywords): its head and a mask token."""
+        return {"head": "linear", "mask_token": False}
+
+    def model_inputs(self, batch: PackedBatch) -> dict[str, torch.Tensor]:
+        """Extra model inputs of a batch beside features and seq_idx (masked point modelling: the mask)."""
+        return {}
+
+    def augment(self, event: Event, rng: np.random.Generator | None) -> Event:
+        """The event a sample is made of, before normalisation and serialisation (identity here)."""
+        return event
+
+    def build_targets(
+        self,
+        features01_sorted: np.ndarray,
+        *,
+        rng: np.random.Generator | None = None,
+        labels: dict[str, np.ndarray] | None = None,
+    ) -> dict[str, np.ndarray]:
+        """The raw targets, scaled with the fitted statistics when `target_scaling` is on. `rng` (the
+        event's own generator) and `labels` (truth in serialised order, for `uses_labels` objectives) are
+        for the objectives that need them."""
         targets = self.build_raw_targets(features01_sorted)
         if self.cfg.target_scaling != "none" and not self._unscaled:
             if self.target_stats is None:
@@ -289,9 +376,29 @@ class Objective:
         w = batch.weights.to(sq.device, sq.dtype) * has
         return (w * mse_e).sum() / has.sum().clamp_min(1)
 
+    def flat_pred(self, pred: torch.Tensor, batch: PackedBatch) -> torch.Tensor:
+        """[1, T, D] or [T, D] -> [T, D] float32; another shape is a ValueError naming both."""
+        pred = pred.reshape(-1, pred.shape[-1]).float()
+        if pred.shape != (batch.n_tokens, self.out_dim):
+            expected = (batch.n_tokens, self.out_dim)
+            raise ValueError(f"{self.name} loss: pred has shape {tuple(pred.shape)}, expected {expected}")
+        return pred
+
+    @staticmethod
+    def event_mean(per_token: torch.Tensor, count: torch.Tensor, batch: PackedBatch) -> torch.Tensor:
+        """Batch mean over events of sum(per_token) / sum(count) per event (seq_idx); events with no count
+        add 0 and are not counted (never NaN). Weighted by the batch's event weights."""
+        seq = batch.seq_idx.reshape(-1).to(per_token.device, torch.long)  # [T]
+        n = batch.n_events
+        num = torch.zeros(n, dtype=per_token.dtype, device=per_token.device).index_add(0, seq, per_token)
+        den = torch.zeros(n, dtype=per_token.dtype, device=per_token.device).index_add(0, seq, count)
+        has = den > 0
+        w = batch.weights.to(per_token.device, per_token.dtype) * has
+        return (w * num / den.clamp_min(1.0)).sum() / has.sum().clamp_min(1)
+
     def event_weight(self, targets: dict[str, np.ndarray]) -> float:
         """Difficulty weight of one event (1.0 when rescaling is off or no table was fitted)."""
-        if not self.cfg.difficulty_rescaling:
+        if not self.cfg.difficulty_rescaling or not self.uses_difficulty:
             return 1.0
         return difficulty_weight(self.difficulty_table, float(targets["difficulty"]))
 

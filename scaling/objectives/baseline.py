@@ -108,6 +108,18 @@ class LookupPredictor:
         return self.flat[r_bin * self.n_e + e_bin].to(features.device)
 
 
+class ConstantPredictor:
+    """The same row for every token, [.., T, 4] -> [T, D]: the trivial predictor of objectives whose
+    targets do not depend on where a point is (token or label marginals, a constant embedding)."""
+
+    def __init__(self, row: list[float]) -> None:
+        self.row = torch.tensor(row, dtype=torch.float32)
+
+    def __call__(self, features: torch.Tensor) -> torch.Tensor:
+        t = features.reshape(-1, features.shape[-1]).shape[0]
+        return self.row.to(features.device).expand(t, -1)
+
+
 def predict_lookup(table: dict[str, Any], features: torch.Tensor) -> torch.Tensor:
     """[T, S*C] predictions of one table for packed features [.., T, 4]."""
     return LookupPredictor(table)(features)

@@ -124,6 +124,8 @@ def physical_offsets(pos: np.ndarray, idx: np.ndarray, geometry: dict[str, float
 class KnnnObjective(Objective):
     """Predict the k next-nearest larger-r neighbours of every spacepoint."""
 
+    causal_only = True  # the targets are later points in the serialised order
+
     @property
     def slots(self) -> int:
         return self.cfg.k

@@ -17,6 +17,8 @@ from scaling.objectives.knnn import physical_offsets
 class NextTokenObjective(Objective):
     """Predict the next spacepoint's coordinates."""
 
+    causal_only = True  # the targets are later points in the serialised order
+
     @property
     def slots(self) -> int:
         return 1

@@ -45,17 +45,24 @@ class BatchSource:
         self.micro_batch_events, self.max_tokens = micro_batch_events, max_tokens
         self._events: Iterator[Event] | None = None
 
-    def sample(self, event: Event) -> Sample:
+    def sample(self, event: Event, view: int = 0) -> Sample:
+        """One sample of `event`; view v > 0 (contrastive) draws from its own generator."""
         epoch = int(event.meta.get("epoch", 0))
-        rng = np.random.default_rng([self.seed, int(event.event_id), epoch])
+        key = [self.seed, int(event.event_id), epoch] + ([view] if view else [])
+        rng = np.random.default_rng(key)
         return prepare_event(event, normalizer=self.normalizer, serialization=self.serialization,
                              objective=self.objective, rng=rng)  # fmt: skip
 
+    def samples(self, event: Event) -> list[Sample]:
+        """The objective's `n_views` samples of one event, next to each other (pairs stay in one batch)."""
+        return [self.sample(event, view) for view in range(self.objective.n_views)]
+
     def next_batch(self) -> PackedBatch:
-        """The next `micro_batch_events` events of this rank's stream, packed into one sequence."""
+        """The next `micro_batch_events` events of this rank's stream (each in `n_views` samples), packed
+        into one sequence."""
         if self._events is None:
             self._events = iter(self.stream)
-        samples = [self.sample(next(self._events)) for _ in range(self.micro_batch_events)]
+        samples = [s for _ in range(self.micro_batch_events) for s in self.samples(next(self._events))]
         batch = pack_samples(samples)
         if self.max_tokens and batch.n_tokens > self.max_tokens:
             raise ValueError(
@@ -83,18 +90,18 @@ def validation_batches(dataset_dir: str, split: str, *, n_events: int, rank: int
     fraction = min(1.0, n_events / total)
     stream = EventStream(dataset_dir, split, seed=0, rank=rank, world_size=world_size, fraction=fraction,
                          shuffle=False, epochs=1)  # fmt: skip
-    samples = [source.sample(event) for event in stream]
-    size = source.micro_batch_events
+    samples = [s for event in stream for s in source.samples(event)]
+    size = source.micro_batch_events * source.objective.n_views
     return [pack_samples(samples[i : i + size]) for i in range(0, len(samples), size)]
 
 
 def first_samples(dataset_dir: str, split: str, *, n_events: int, source: BatchSource) -> list[Sample]:
     """The first `n_events` of a split in storage order, as samples (the same events on every rank)."""
     stream = EventStream(dataset_dir, split, shuffle=False, epochs=1)
-    samples = []
-    for event in stream:
-        samples.append(source.sample(event))
-        if len(samples) >= n_events:
+    samples: list[Sample] = []
+    for i, event in enumerate(stream):
+        samples.extend(source.samples(event))
+        if i + 1 >= n_events:
             break
     if not samples:
         raise ValueError(f"{dataset_dir}: split {split!r} has no events to fit the run's statistics on")
@@ -111,7 +118,7 @@ def fit_statistics(dataset_dir: str, split: str, *, n_events: int, source: Batch
     with obj.unscaled():
         samples = first_samples(dataset_dir, split, n_events=n_events, source=source)
     stats = obj.fit_target_stats(samples) if obj.cfg.target_scaling != "none" else None
-    table = obj.fit_difficulty(samples) if obj.cfg.difficulty_rescaling else None
+    table = obj.fit_difficulty(samples) if obj.cfg.difficulty_rescaling and obj.uses_difficulty else None
     scaled = [dataclasses.replace(s, targets=obj.scale(s.targets)) for s in samples]
     baseline = obj.fit_baselines(scaled)
     return {"target_stats": stats, "difficulty": table, "baseline": baseline}

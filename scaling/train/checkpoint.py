@@ -119,7 +119,8 @@ def load_frozen_model(run_dir_or_ckpt: str | Path, step: int | None = None) -> t
     folder = resolve_checkpoint(run_dir_or_ckpt, step)
     source = str(folder / "config.yaml")
     cfg = from_dict(TrainConfig, yaml.safe_load((folder / "config.yaml").read_text()), source=source)
-    model = build_model(cfg.model, out_dim=build_objective(cfg.objective).out_dim)
+    objective = build_objective(cfg.objective)
+    model = build_model(cfg.model, out_dim=objective.out_dim, **objective.model_options())
     if int(read_meta(folder).get("zero_stage", 0)) == 0:
         state = torch.load(folder / "mp_rank_00_model_states.pt", weights_only=False)["module"]
     else:

@@ -17,7 +17,7 @@ from typing import Any
 from scaling.config import ConfigError, doc, load_config, load_yaml
 from scaling.inputs.serialization import SERIALIZATIONS
 from scaling.model import ModelConfig, resolve_model_config
-from scaling.objectives import ObjectiveConfig
+from scaling.objectives import ObjectiveConfig, check_backbone
 
 
 @dataclass(kw_only=True)
@@ -198,6 +198,7 @@ class TrainConfig:
         # Width from the name, heads dividing d_inner, groups dividing heads: checked here, at load time,
         # so a contradiction is a config error (exit 2) rather than a crash when the model is built.
         resolve_model_config(self.model)
+        check_backbone(self.objective, self.model.direction, self.budget.micro_batch_events)
 
 
 def accumulation_steps(cfg: TrainConfig, world_size: int) -> int:

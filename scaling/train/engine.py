@@ -94,7 +94,7 @@ class Trainer:
         self._barrier()
         seed_everything(self.cfg.seed)
         self.objective = build_objective(self.cfg.objective)
-        model = build_model(self.cfg.model, out_dim=self.objective.out_dim)
+        model = build_model(self.cfg.model, out_dim=self.objective.out_dim, **self.objective.model_options())
         self.params = count_parameters(model)
         groups = build_param_groups(
             model, self.cfg.model, self.cfg.optimizer.lr, self.cfg.optimizer.weight_decay
@@ -189,7 +189,8 @@ class Trainer:
     def _forward_loss(self, batch: PackedBatch) -> torch.Tensor:
         batch = batch.to(self.device)
         feats = batch.features.to(torch.bfloat16) if self.bf16 else batch.features  # [1, T, 4]
-        return self.objective.loss(self.engine(feats, batch.seq_idx), batch)
+        extra = self.objective.model_inputs(batch)  # e.g. the MPM mask
+        return self.objective.loss(self.engine(feats, batch.seq_idx, **extra), batch)
 
     def _train_step(self) -> dict[str, Any]:
         """`gas` micro-batches then one optimizer step; a non-finite loss anywhere makes it a skipped step."""
@@ -279,7 +280,8 @@ class Trainer:
     def _predict(self, batch: PackedBatch) -> torch.Tensor:
         batch = batch.to(self.device)
         feats = batch.features.to(torch.bfloat16) if self.bf16 else batch.features  # [1, T, 4]
-        return self.engine(feats, batch.seq_idx).reshape(batch.n_tokens, -1).float()
+        extra = self.objective.model_inputs(batch)
+        return self.engine(feats, batch.seq_idx, **extra).reshape(batch.n_tokens, -1).float()
 
     # ------------------------------------------------------------------ checkpoints
     def _weights_finite(self) -> bool:
@@ -394,9 +396,9 @@ class Trainer:
             else:
                 bad_run = 0
                 seq_len = max(1, out["tokens"] // max(out["events"], 1))
-                self.totals.flops += (
-                    flops_per_token(cfg.model, self.objective.out_dim, seq_len) * out["tokens"]
-                )
+                head = self.objective.model_options()["head"]
+                fpt = flops_per_token(cfg.model, self.objective.out_dim, seq_len, head)
+                self.totals.flops += fpt * out["tokens"]
             self.totals.events += out["events"]
             self.totals.tokens += out["tokens"]
             window["tokens"] += out["tokens"]
@@ -476,6 +478,8 @@ class Trainer:
         t = self.totals
         summary = {
             "model": self.cfg.model.name,
+            "objective": self.objective.name,
+            "uses_labels": self.objective.uses_labels,  # supervised reference: not a pretraining result
             "width": resolve_model_config(self.cfg.model).width,
             "params_total": self.params["total"],
             "params_non_embedding": self.params["non_embedding"],

@@ -59,11 +59,12 @@ def validation_row(
         return a / b if b > 0 and np.isfinite(a) else float("nan")
 
     row: dict[str, Any] = {"val_loss": val_loss}
+    first = next(iter(baseline), None)  # the objective's primary trivial predictor (layer for k-NNN)
     for name, base in baseline.items():
-        row["val_loss_ratio" if name == "layer" else f"val_loss_ratio_{name}"] = ratio(val_loss, base["loss"])
-    if "layer" in baseline:
+        row["val_loss_ratio" if name == first else f"val_loss_ratio_{name}"] = ratio(val_loss, base["loss"])
+    if first is not None and names:  # classifiers and contrastive report no coordinates
         row["val_coord_ratio"] = {
-            n: ratio(c, b) for n, c, b in zip(names, coord_mse, baseline["layer"]["coord_mse"], strict=True)
+            n: ratio(c, b) for n, c, b in zip(names, coord_mse, baseline[first]["coord_mse"], strict=True)
         }
     return row
 

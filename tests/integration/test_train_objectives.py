@@ -1,0 +1,59 @@
+"""MPM, contrastive and the supervised reference through `python -m scaling.train` (DeepSpeed, one CPU
+process): each writes its baseline, logs val_loss_ratio against it, and the summary says which used labels."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from scaling.train.dist import free_port
+
+pytestmark = pytest.mark.integration
+REPO = Path(__file__).resolve().parents[2]
+CONFIG = REPO / "scaling/train/configs/tiny_cpu.yaml"
+
+
+def train(run_dir: Path, data: Path, *overrides: str) -> subprocess.CompletedProcess:
+    env = dict(os.environ, DS_ACCELERATOR="cpu", OMP_NUM_THREADS="1", CUDA_VISIBLE_DEVICES="",
+               MASTER_PORT=str(free_port()), PYTHONPATH=str(REPO))  # fmt: skip
+    cmd = [sys.executable, "-m", "scaling.train", str(CONFIG), f"data.dataset_dir={data}",
+           "budget.steps=10", "budget.val_interval=5", "data.difficulty_events=32", *overrides,
+           "--run-dir", str(run_dir)]  # fmt: skip
+    return subprocess.run(cmd, env=env, cwd=REPO, capture_output=True, text=True, timeout=600)
+
+
+def _val_rows(run: Path) -> list[dict]:
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    return [r for r in rows if r["kind"] == "val"]
+
+
+@pytest.mark.parametrize(
+    ("name", "overrides", "baseline"),
+    [
+        ("mpm", ["model.direction=bidirectional", "objective.codebook_size=32"], "marginal"),
+        ("contrastive", ["budget.micro_batch_events=2", "model.direction=bidirectional"], "constant"),
+        ("supervised", [], "marginal"),
+    ],
+)
+def test_objective_run_logs_its_ratio(tmp_path: Path, name: str, overrides: list[str], baseline: str) -> None:
+    run = tmp_path / "sweep" / name
+    out = train(run, tmp_path / "data", f"objective.name={name}", *overrides)
+    assert out.returncode == 0, out.stderr[-3000:]
+    table = json.loads((run / "baseline.json").read_text())
+    assert list(table) == [baseline]
+    if name == "mpm":  # the codebook is stored with the run
+        assert np.asarray(table["marginal"]["codebook"]).shape == (32, 5)
+    val = _val_rows(run)
+    assert [r["step"] for r in val] == [5, 10]
+    assert all(np.isfinite(r["val_loss_ratio"]) and r["val_loss_ratio"] > 0 for r in val)
+    assert all("val_coord_ratio" not in r for r in val)
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["objective"] == name and summary["uses_labels"] == (name == "supervised")
+    assert summary["flops"] > 0
+    print(f"{name}: val_loss_ratio {[round(r['val_loss_ratio'], 3) for r in val]}")
