@@ -180,7 +180,8 @@ class BackboneSource:
         from scaling.objectives import build_objective
 
         torch.manual_seed(int(train_cfg.seed))  # as the trainer's seed_everything before build_model
-        model = build_model(train_cfg.model, out_dim=build_objective(train_cfg.objective).out_dim)
+        objective = build_objective(train_cfg.objective)
+        model = build_model(train_cfg.model, out_dim=objective.out_dim, **objective.model_options())
         model = model.to("cuda" if torch.cuda.is_available() else "cpu")  # as `model` places a checkpoint
         key = "init-" + hash_key(json.dumps(dataclasses.asdict(train_cfg.model), sort_keys=True, default=str),
                                  train_cfg.seed)  # fmt: skip
