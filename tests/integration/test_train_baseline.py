@@ -14,6 +14,7 @@ import pytest
 from analysis.runs import read_run
 from launch import ledger
 from scaling.train.dist import free_port
+from scaling.train.ratios import run_ratios
 
 pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]
@@ -53,6 +54,14 @@ def test_sharp_target_run_logs_ratios_and_stores_its_statistics(tmp_path: Path) 
     assert read_run(run).final_val_loss_ratio == pytest.approx(summary["final_val_loss_ratio"])
     (row,) = ledger.status_rows(run.parent, ["sharp"])
     assert row["ratio"] == pytest.approx(val[-1]["val_loss_ratio"])
+    # after the fact, from the checkpoints alone: the same loss and ratios the trainer logged
+    rows = run_ratios(run, [5, 10])
+    for got, logged in zip(rows, val, strict=True):
+        assert got["val_loss"] == pytest.approx(logged["val_loss"], rel=1e-4)
+        assert got["val_loss_ratio"] == pytest.approx(logged["val_loss_ratio"], rel=1e-4)
+        assert got["val_coord_ratio"] == pytest.approx(logged["val_coord_ratio"], rel=1e-4)
+    with pytest.raises(ValueError, match="no complete checkpoint at step"):
+        run_ratios(run, [7])
 
 
 def test_physical_metric_with_absolute_targets_is_one_line_exit_2(tmp_path: Path) -> None:
