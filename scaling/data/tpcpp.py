@@ -28,15 +28,21 @@ from typing import Any
 
 import numpy as np
 
-from scaling.data.schema import Event, offsets_from_counts
+from scaling.data.schema import (
+    PRETRAIN_SPLIT,
+    TEST_SPLIT,
+    TRAIN_SPLIT,
+    VAL_SPLIT,
+    Event,
+    offsets_from_counts,
+)
 from scaling.data.shards import write_dataset
 
 log = logging.getLogger(__name__)
 
-SPLITS = {"train": "train", "validation": "val", "test": "test"}  # TPCpp-10M folder -> split name
+SPLITS = {"train": TRAIN_SPLIT, "validation": VAL_SPLIT, "test": TEST_SPLIT}  # TPCpp-10M folder -> split
 LABELS = {"track_id": "track_ids", "pid": "pid_labels", "noise": "noise_tags"}  # column -> file stem
 UNLABELED_DIRS = ("unlabeled", "unlabelled")
-PRETRAIN_SPLIT = "pretrain"
 FileGroup = dict[str, Path]  # "spacepoints" and, when labelled, the LABELS stems -> file
 
 
@@ -156,7 +162,7 @@ def import_tpcpp(
         "labelled": {s: s != PRETRAIN_SPLIT for s in found},
         "skipped_events": 0,
     }
-    order = [s for s in ("train", "val", "test", PRETRAIN_SPLIT) if s in found]
+    order = [s for s in (TRAIN_SPLIT, VAL_SPLIT, TEST_SPLIT, PRETRAIN_SPLIT) if s in found]
     manifest = write_dataset(
         out_dir, {s: events(found[s]) for s in order}, shard_events=shard_events, provenance=provenance
     )

@@ -15,9 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from scaling.config import ConfigError, doc, load_config, load_yaml
+from scaling.data.schema import TRAIN_SPLIT, VAL_SPLIT
 from scaling.inputs.serialization import SERIALIZATIONS
-from scaling.model import ModelConfig, resolve_model_config
-from scaling.objectives import ObjectiveConfig
+from scaling.model.config import ModelConfig, resolve_model_config
+from scaling.objectives.config import ObjectiveConfig
 
 
 @dataclass(kw_only=True)
@@ -41,8 +42,11 @@ class DataConfig:
     """Which events the run reads."""
 
     dataset_dir: str = doc("dataset folder holding manifest.json", default="data/quickstart")
-    train_split: str = doc("split trained on", default="train")
-    val_split: str = doc("split the held-out validation events come from", default="validation")
+    train_split: str = doc(
+        "split trained on: train (labelled; simulated data) or pretrain (unlabelled; TPCpp-10M)",
+        default=TRAIN_SPLIT,
+    )
+    val_split: str = doc("split the fixed held-out validation events come from", default=VAL_SPLIT)
     fraction: float = doc("fraction of the train split used (nested subsets, loader)", default=1.0)
     shuffle: bool = doc("shuffle the training events each epoch", default=True)
     shuffle_buffer: int = doc("loader shuffle buffer in events", default=1024)
