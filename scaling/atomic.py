@@ -1,7 +1,9 @@
 """Atomic file writes: write beside the target, fsync, then `os.replace`.
 
 Every small file of a run directory (status, summary, manifests, pointers) goes through here so that a job
-killed at any instant leaves either the old file or the new one, never half of one.
+killed at any instant leaves either the old file or the new one, never half of one. Files get the mode a
+plain `open()` would give them (0666 less the umask: 0644 under umask 022), so collaborators sharing a
+project folder can read datasets and results; `tempfile.mkstemp` alone would leave them 0600.
 
     >>> write_json_atomic(run_dir / "status.json", {"state": "running"})
 """
@@ -29,12 +31,26 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def current_umask() -> int:
+    """The process umask, read without changing it where Linux shows it (os.umask must set it to read it)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def write_bytes_atomic(path: str | os.PathLike[str], data: bytes) -> None:
     """Write `data` to `path` atomically (temporary file in the same folder, fsync, rename)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, 0o666 & ~current_umask())
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
