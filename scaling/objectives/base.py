@@ -12,50 +12,19 @@ per-event scalars, "difficulty" and "proxy", used by the difficulty rescaling (s
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
-from scaling.config import doc
+from scaling.objectives.config import ObjectiveConfig
 from scaling.objectives.difficulty import check_difficulty_table, difficulty_weight, fit_difficulty_table
 
 if TYPE_CHECKING:
     from scaling.inputs.pipeline import PackedBatch, Sample
 
 REGISTRY: dict[str, type[Objective]] = {}
-
-
-@dataclass(kw_only=True)
-class ObjectiveConfig:
-    """The pretraining objective."""
-
-    name: str = doc("objective: knnn (k next-nearest neighbours) or next_token", default="knnn")
-    k: int = doc("neighbours predicted per spacepoint (knnn)", default=30)
-    relative_targets: bool = doc(
-        "predict neighbour positions as offsets from the point (better conditioned), not absolute",
-        default=True,
-    )
-    difficulty_rescaling: bool = doc("weight per-event losses by event difficulty (paper B.7)", default=True)
-    difficulty_bins: int = doc("number of equal-frequency difficulty bins", default=10)
-    target_backend: str = doc(
-        "k-NNN search: tree (exact CPU cell-grid search, objectives/neighbours.py) or torch (dense top-k)",
-        default="tree",
-    )
-    target_device: str = doc("device of the torch target backend (cpu, cuda)", default="cpu")
-
-    def __post_init__(self) -> None:
-        if self.name not in REGISTRY:
-            raise ValueError(
-                f"objective.name: unknown objective {self.name!r}; choose one of {sorted(REGISTRY)}"
-            )
-        if self.k < 1:
-            raise ValueError(f"objective.k: must be >= 1, got {self.k}")
-        if self.target_backend not in ("tree", "torch"):
-            raise ValueError(f"objective.target_backend: {self.target_backend!r} is not tree or torch")
-        if self.difficulty_bins < 1:
-            raise ValueError(f"objective.difficulty_bins: must be >= 1, got {self.difficulty_bins}")
+__all__ = ["REGISTRY", "Objective", "ObjectiveConfig", "build_objective", "register"]
 
 
 def register(name: str) -> Callable[[type[Objective]], type[Objective]]:
