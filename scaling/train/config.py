@@ -144,7 +144,9 @@ class LoggingConfig:
     """metrics.jsonl and the terminal."""
 
     interval: int = doc("write a train row every this many steps", default=10)
-    progress_interval: int = doc("one-line status on a terminal every this many steps", default=50)
+    progress_interval: int = doc(
+        "one progress line in the rank-0 log (the Slurm log) every this many steps", default=50
+    )
     tensorboard: bool = doc(
         "also write the metrics.jsonl scalars to <run_dir>/tensorboard (needs the tensorboard package)",
         default=False,

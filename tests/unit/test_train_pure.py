@@ -164,5 +164,8 @@ def test_resolved_config_round_trips() -> None:
 def test_progress_line_shows_step_loss_throughput_eta() -> None:
     from scaling.train.loop import progress_line
 
-    line = progress_line(25, 100, 0.1234, 5000.0, 60.0)
-    assert line.startswith("step 25/100") and "0.1234" in line and "5,000 tok/s" in line and "3.0 min" in line
+    line = progress_line(25, 100, 0.1234, 5000.0, 180.0)
+    assert line == "step 25/100  loss 0.1234  5,000 tok/s  mfu -  eta 3m00s"
+    line = progress_line(25, 100, 0.1234, 5000.0, 3900.0, mfu=0.312, val_loss_ratio=1.0123)
+    assert line == "step 25/100  loss 0.1234  val_loss_ratio 1.012  5,000 tok/s  mfu 31.2%  eta 1h05m"
+    assert progress_line(1, 100, 0.5, 1.0, None).endswith("eta -")
