@@ -11,6 +11,7 @@ project folder can read datasets and results; `tempfile.mkstemp` alone would lea
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 from pathlib import Path
@@ -71,8 +72,23 @@ def write_text_atomic(path: str | os.PathLike[str], text: str) -> None:
 
 
 def write_json_atomic(path: str | os.PathLike[str], obj: Any, *, indent: int | None = 2) -> None:
-    """Write `obj` as JSON atomically (keys kept in insertion order, trailing newline)."""
-    write_text_atomic(path, json.dumps(obj, indent=indent, default=_json_default) + "\n")
+    """Write `obj` as strict JSON atomically (keys kept in insertion order, trailing newline).
+
+    JSON has no NaN or infinity: such floats (an undefined metric, an empty bin) are written as null, so jq,
+    browsers and other strict readers accept every file the toolkit writes."""
+    text = json.dumps(finite_json(obj), indent=indent, default=_json_default, allow_nan=False)
+    write_text_atomic(path, text + "\n")
+
+
+def finite_json(obj: Any) -> Any:
+    """`obj` with non-finite floats replaced by None, through dicts, lists and tuples."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: finite_json(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [finite_json(v) for v in obj]
+    return obj
 
 
 def read_json(path: str | os.PathLike[str]) -> Any:
@@ -92,5 +108,5 @@ def _json_default(obj: Any) -> Any:
         return str(obj)
     tolist = getattr(obj, "tolist", None)
     if callable(tolist):
-        return tolist()
+        return finite_json(tolist())
     raise TypeError(f"object of type {type(obj).__name__} is not JSON serialisable")

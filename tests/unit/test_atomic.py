@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -46,3 +47,16 @@ def test_atomic_writes_honour_the_umask(tmp_path: Path, umask: int, mode: int) -
     # mkstemp alone leaves 0600: collaborators could not read a shared dataset or run folder
     assert (tmp_path / "status.json").stat().st_mode & 0o777 == mode
     assert (tmp_path / "config.yaml").stat().st_mode & 0o777 == mode
+
+
+def test_json_files_are_strict_json_with_null_for_nan(tmp_path: Path) -> None:
+    import numpy as np
+
+    target = tmp_path / "metrics.json"
+    obj = {"ari": float("nan"), "eff": [0.5, float("inf")], "per_bin": np.array([np.nan, 1.0], np.float32),
+           "x": np.float32("nan"), "ok": 1.5}  # fmt: skip
+    atomic.write_json_atomic(target, obj)
+    text = target.read_text()
+    assert "NaN" not in text and "Infinity" not in text
+    strict = json.loads(text, parse_constant=lambda name: pytest.fail(f"bare {name} in {text}"))
+    assert strict == {"ari": None, "eff": [0.5, None], "per_bin": [None, 1.0], "x": None, "ok": 1.5}
