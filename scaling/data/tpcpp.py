@@ -49,6 +49,11 @@ FileGroup = dict[str, Path]  # "spacepoints" and, when labelled, the LABELS stem
 def _open_npz(path: Path, keys: tuple[str, ...]) -> Any:
     if not path.is_file():
         raise ValueError(f"{path}: missing TPCpp-10M file; restore it or remove its split from the source")
+    with path.open("rb") as handle:
+        head = handle.read(4)
+    if head != b"PK\x03\x04":  # every .npz is a zip archive; numpy would speak of pickled data instead
+        kind = "an empty file" if not head else f"a file starting {head!r}, not a zip archive"
+        raise ValueError(f"{path}: not an .npz file ({kind}); re-download it")
     try:
         npz = np.load(path, allow_pickle=False)
     except (OSError, ValueError, zipfile.BadZipFile) as err:
