@@ -40,13 +40,12 @@ def test_report_on_a_quickstart_sweep(
         "stopped: state preempted",
         "### model law",
         "### compute law",
-        "| m3 | 256 | 5.3M |",
-        "4 A100 x 20 h",
         "![model law](law_model.png)",
         "hook ran",
     ):
         assert needle in md, needle
     assert "### data law" not in md and "### joint law" not in md  # one token count: not supported
+    assert "Beside the paper" not in md  # widths 64-512 of custom models are not the paper's m1-m4
     assert calls == [quickstart]
     for stem in ("law_model", "law_compute", "training_curves"):
         assert (out / f"{stem}.png").stat().st_size > 5000 and (out / f"{stem}.pdf").exists()
@@ -147,3 +146,13 @@ def test_report_on_an_lr_transfer_sweep(tmp_path: Path) -> None:
     assert len([e for e in fits["model"]["excluded"] if "same size" in e["reason"]]) == 12
     best = {p["name"] for p in fits["model"]["points"]}
     assert best == {"w64_lr1.00e-04", "w128_lr1.00e-04", "w256_lr1.00e-04"}
+
+
+def test_beside_the_paper_pairs_runs_of_the_paper_family_by_name_not_width(tmp_path: Path) -> None:
+    sweep = write_sweep(tmp_path / "s", widths=[64, 128], steps=300)
+    # the quickstart's 2-layer width-64 model is not the paper's 12-layer m1, whatever its width
+    assert report.paper_table(report.load_sweep(sweep)) is None
+    summary = sweep / "w64" / "summary.json"
+    summary.write_text(json.dumps({**json.loads(summary.read_text()), "model": "m1"}))
+    table = report.paper_table(report.load_sweep(sweep))
+    assert table is not None and "| m1 | 64 | 0.34M |" in table and "| m2 | 128 | 1.3M | – |" in table
