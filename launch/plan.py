@@ -257,7 +257,7 @@ def launch(
         ledger.record_job(sweep_dir, name, job_id)
         print(f"  {name}: job {job_id}")
     if wait:
-        wait_jobs(list(jobs.values()))
+        wait_jobs(jobs, lambda name: ledger.read_status(sweep_dir / name).get("state", "pending"))
 
 
 def post_commands(spec: SweepSpec) -> list[list[str]]:
