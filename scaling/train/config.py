@@ -19,6 +19,7 @@ from scaling.data.schema import TRAIN_SPLIT, VAL_SPLIT
 from scaling.inputs.serialization import SERIALIZATIONS
 from scaling.model.config import ModelConfig, resolve_model_config
 from scaling.objectives.config import ObjectiveConfig
+from scaling.train.schedule import SCHEDULES
 
 
 @dataclass(kw_only=True)
@@ -94,14 +95,24 @@ class OptimizerConfig:
 
 @dataclass(kw_only=True)
 class ScheduleConfig:
-    """Linear warm-up then cosine decay (paper: 10k warm-up steps)."""
+    """Linear warm-up, then a named decay (paper: 10k warm-up steps, cosine); scaling/train/schedule.py."""
 
+    name: str = doc(
+        "cosine (decay over the whole budget) | wsd (warmup-stable-decay: peak, then a 1-sqrt cooldown over "
+        "the last decay_fraction) | constant",
+        default="cosine",
+    )
     warmup_steps: int = doc("steps of linear warm-up from 0 to the peak", default=10000)
     min_lr_ratio: float = doc("final LR as a fraction of the peak", default=0.0)
+    decay_fraction: float = doc("wsd: fraction of budget.steps spent in the cooldown", default=0.2)
 
     def __post_init__(self) -> None:
         if self.warmup_steps < 0 or not 0.0 <= self.min_lr_ratio <= 1.0:
             raise ValueError("schedule: warmup_steps must be >= 0 and min_lr_ratio in [0, 1]")
+        if self.name not in SCHEDULES:
+            raise ValueError(f"schedule.name={self.name!r}: use one of {', '.join(SCHEDULES)}")
+        if not 0.0 < self.decay_fraction <= 1.0:
+            raise ValueError(f"schedule.decay_fraction={self.decay_fraction} must be in (0, 1]")
 
 
 @dataclass(kw_only=True)

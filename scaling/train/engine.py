@@ -201,6 +201,8 @@ class Trainer:
             warmup_steps=self.cfg.schedule.warmup_steps,
             total_steps=self.cfg.budget.steps,
             min_ratio=self.cfg.schedule.min_lr_ratio,
+            name=self.cfg.schedule.name,
+            decay_fraction=self.cfg.schedule.decay_fraction,
         )
         lrs = group_lrs(self.cfg.optimizer.lr, factor, self.multipliers)
         loss_sum, tokens, events, bad = 0.0, 0, 0, False
