@@ -13,7 +13,7 @@ from typing import Any
 
 from launch import ledger
 from launch.checks import changed_keys, dependency_problem, describe_change, has_started, supersede
-from launch.precheck import check_plans, format_problems, gpu_hours
+from launch.precheck import check_plans, format_problems, gpu_hours, trained_elsewhere
 from launch.sites import SiteConfig
 from launch.spec import RunPlan, SweepSpec, expand_runs, import_config_class, load_spec, resolve_config
 from scaling.config import ConfigError, to_dict
@@ -156,17 +156,17 @@ def show(plans: list[RunPlan], what: list[str], spec: SweepSpec, site: SiteConfi
             print(render_sbatch(plan, site, (sweep_dir / plan.name).resolve()), end="")
 
 
-def precheck(plans: list[RunPlan], source: str) -> list[str]:
-    """One line per problem that would stop a run at start-up ([] when every run can start)."""
-    return format_problems(check_plans(plans, source))
+def precheck(plans: list[RunPlan], source: str, spec: SweepSpec) -> list[str]:
+    """One line per problem that would stop a run at start-up or train it twice ([] when none)."""
+    return format_problems(check_plans(plans, source) + trained_elsewhere(source, plans, spec.config_class))
 
 
 def plan_executor(requested: str, site: SiteConfig) -> str:
     """The executor a launch would use; without a controller here a Slurm site still plans as slurm."""
-    from launch.executor import slurm_available
-
     choice = requested if requested != "auto" else site.executor
     if choice == "auto":
+        from launch.executor import slurm_available  # submitit: only when a controller must be asked
+
         return "slurm" if slurm_available() else "local"
     return choice
 
@@ -179,8 +179,6 @@ def dependency_line(spec: SweepSpec) -> str | None:
 
 
 def execute(args: argparse.Namespace) -> int:
-    from launch.executor import choose_executor
-
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
     spec, base, site = load_spec(args.spec)
     all_plans = expand_runs(spec, base, site, args.spec)
@@ -200,17 +198,19 @@ def execute(args: argparse.Namespace) -> int:
         )
         print(depends or "", end="\n" if depends else "")
         show(plans, args.show or [], spec, site, args.spec)
-        problems = precheck(plans, args.spec)
+        problems = precheck(plans, args.spec, spec)
         for line in problems:
             print(f"problem: {line}")
         if problems:
             print(f"{len(problems)} problem(s): a launch would submit nothing until they are fixed")
         return 0
-    problems = precheck(plans, args.spec)
+    problems = precheck(plans, args.spec, spec)
     if problems:
         for line in problems:
             print(f"problem: {line}", file=sys.stderr)
         raise ConfigError(f"{args.spec}: {len(problems)} problem(s) above; nothing submitted")
+    from launch.executor import choose_executor
+
     executor = choose_executor(
         args.executor if args.executor != "auto" or site.executor == "auto" else site.executor
     )

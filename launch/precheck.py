@@ -10,13 +10,17 @@ dataset) is one line listing them. Only the manifest's JSON is read: no torch, n
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 from typing import Any
 
-from launch.spec import TRAIN_ENTRY, RunPlan, resolve_config
+from launch.spec import TRAIN_ENTRY, RunPlan, expand_runs, load_spec, resolve_config
 from scaling.atomic import read_json
-from scaling.config import ConfigError, to_dict
+from scaling.config import ConfigError, load_yaml, to_dict
+
+# Keys that change what a run records, not what it trains: two runs equal but for these train the same model.
+NOT_TRAINING = ("run", "logging", "checkpoint")
 
 MANIFEST = "manifest.json"
 ADAPTER_ONLY = "adapter_only"
@@ -126,3 +130,50 @@ def _has_manifest(root: str) -> bool:
 def gpu_hours(plans: list[RunPlan]) -> float:
     """GPU-hours the plan asks for (nodes x GPUs per node x hours; CPU runs count 0)."""
     return math.fsum(p.resources.nodes * p.resources.gpus_per_node * p.resources.hours for p in plans)
+
+
+def training_key(config: dict[str, Any]) -> str:
+    """What a run trains, as a comparable string: its resolved config less the NOT_TRAINING keys."""
+    return json.dumps({k: v for k, v in config.items() if k not in NOT_TRAINING}, sort_keys=True, default=str)
+
+
+def trained_elsewhere(
+    spec_path: str | Path, plans: list[RunPlan], config_class: str
+) -> list[tuple[str, str]]:
+    """(problem, run) for each run that another spec beside this one (same folder, same config class)
+    trains already: both would spend its GPU-hours (compute_scaling once duplicated model_scaling)."""
+    spec_path = Path(spec_path).resolve()
+    mine = {}
+    for plan in plans:
+        try:
+            mine[training_key(to_dict(resolve_config(plan, str(spec_path))))] = plan.name
+        except (ConfigError, ValueError):
+            continue  # reported by check_plans
+    out = []
+    for other in sorted(spec_path.parent.glob("*.yaml")):
+        if other.resolve() == spec_path or not _same_class(other, config_class):
+            continue
+        try:  # a broken neighbour is its own launch's problem, not this one's
+            spec, base, site = load_spec(other)
+            theirs = expand_runs(spec, base, site, str(other))
+            keys = {training_key(to_dict(resolve_config(p, str(other)))): p.name for p in theirs}
+        except (ConfigError, ValueError, OSError):
+            continue
+        for key, run in mine.items():
+            if key in keys:
+                out.append((f"sweep {spec.name} ({other}) trains the same config as its run {keys[key]}; "
+                            "use that run (its budget checkpoints give the compute points) or change this "
+                            "one", run))  # fmt: skip
+    return out
+
+
+def _same_class(path: Path, config_class: str) -> bool:
+    """Read the YAML only: loading a spec of another config class may import torch (downstream)."""
+    try:
+        data = load_yaml(path)
+    except (ConfigError, ValueError, OSError):
+        return False
+    return (
+        isinstance(data, dict)
+        and data.get("config_class", "scaling.train.config.TrainConfig") == config_class
+    )

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from launch.precheck import check_plans, format_problems, gpu_hours
+from launch.precheck import check_plans, format_problems, gpu_hours, trained_elsewhere
 from launch.spec import expand_runs, load_spec
 from launch.sweep import main
 
@@ -92,3 +92,30 @@ def test_gpu_hours_of_the_paper_plan() -> None:
     spec, base, site = load_spec(path)
     table_1 = 10 + 12 + 4 * 20 + 8 * 32 + 24 * 50 + 64 * 72  # GPUs x hours of m1-m6
     assert gpu_hours(expand_runs(spec, base, site, str(path))) == table_1
+
+
+def test_a_spec_that_retrains_another_sweeps_runs_is_refused(tmp_path: Path) -> None:
+    """compute_scaling.yaml was model_scaling.yaml under another name: 6 200 GPU-hours spent twice."""
+    text = (REPO / "sweeps/model_scaling.yaml").read_text().replace("../scaling", str(REPO / "scaling"))
+    (tmp_path / "model_scaling.yaml").write_text(text)
+    copy = tmp_path / "compute_scaling.yaml"
+    copy.write_text(text.replace("name: model_scaling", "name: compute_scaling").replace(
+        "logging.interval: 10", "logging.interval: 50"))  # fmt: skip
+    spec, base, site = load_spec(copy)
+    plans = expand_runs(spec, base, site, str(copy))
+    lines = format_problems(trained_elsewhere(copy, plans, spec.config_class))
+    assert len(lines) == 6 and lines[0].startswith("m1_steps50000: sweep model_scaling (")
+    assert "trains the same config as its run m1_steps50000" in lines[0]
+    different = copy.read_text().replace("optimizer.lr: 2.0e-4", "optimizer.lr: 1.0e-4")
+    copy.write_text(different)  # another learning rate: another model, not refused
+    spec, base, site = load_spec(copy)
+    assert trained_elsewhere(copy, expand_runs(spec, base, site, str(copy)), spec.config_class) == []
+
+
+def test_the_paper_sweeps_train_nothing_twice() -> None:
+    for path in sorted((REPO / "sweeps").glob("*.yaml")):
+        if "downstream" in path.name:
+            continue
+        spec, base, site = load_spec(path)
+        plans = expand_runs(spec, base, site, str(path))
+        assert trained_elsewhere(path, plans, spec.config_class) == [], path

@@ -14,7 +14,7 @@ from scaling.data.tpcpp import SPLITS as TPCPP_SPLITS
 from scaling.train.config import DataConfig
 
 REPO = Path(__file__).resolve().parents[2]
-PAPER_SWEEPS = ("model_scaling", "compute_scaling", "data_scaling", "ablations")
+PAPER_SWEEPS = ("model_scaling", "data_scaling", "ablations")
 
 
 def test_writers_and_trainer_defaults_share_the_names() -> None:
