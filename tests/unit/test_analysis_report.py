@@ -156,3 +156,37 @@ def test_beside_the_paper_pairs_runs_of_the_paper_family_by_name_not_width(tmp_p
     summary.write_text(json.dumps({**json.loads(summary.read_text()), "model": "m1"}))
     table = report.paper_table(report.load_sweep(sweep))
     assert table is not None and "| m1 | 64 | 0.34M |" in table and "| m2 | 128 | 1.3M | – |" in table
+
+
+def test_joint_law_from_runs_uses_every_budget_checkpoint_and_several_sweeps(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`--law joint` on a model-scaling sweep once said "4 points for a law with 5 parameters" and suggested
+    --irreducible no, which changed nothing: one final loss per run, one sweep folder per call."""
+    law = TrueLaw()
+    sizes = write_sweep(tmp_path / "sizes", widths=[64, 128, 256, 512], steps=300, law=law, noise=0.002)
+    longer = write_sweep(tmp_path / "longer", widths=[128, 256], steps=1200, law=law, noise=0.002, seed=1)
+    out = tmp_path / "fit.json"
+    code = fit_cli.main([str(sizes), str(longer), "--law", "joint", "--bootstrap", "200", "--json", str(out)])
+    printed = capsys.readouterr().out
+    assert code == 0, printed
+    fit = json.loads(out.read_text())
+    assert fit["n_points"] == 18 and "18 points from the budget checkpoints of 6 runs" in printed
+    assert {p["name"] for p in fit["points"]} >= {"sizes/w64@75", "longer/w256@1200"}
+    for name in ("alpha", "beta"):
+        lo, hi = fit["ci95"][name]
+        assert lo < fit["params"][name] < hi and lo == lo and hi == hi, (name, fit["ci95"])
+    assert abs(fit["params"]["alpha"] - law.alpha) < 0.1 and abs(fit["params"]["beta"] - law.beta) < 0.1
+
+
+def test_joint_law_with_too_few_points_names_a_fix_that_works(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sweep = write_sweep(tmp_path / "s", widths=[64, 128], steps=300)
+    for run in (p for p in sweep.iterdir() if p.is_dir()):  # no budget checkpoints: one point a run
+        summary = run / "summary.json"
+        summary.write_text(json.dumps({**json.loads(summary.read_text()), "budget_checkpoints": []}))
+    assert fit_cli.main([str(sweep), "--law", "joint", "--bootstrap", "0"]) == 2
+    err = capsys.readouterr().err
+    assert "2 (N, D) point(s) from 2 model size(s) and 1 token count(s)" in err and "--irreducible" not in err
+    assert "budget.checkpoint_fractions" in err and "several sweep folders in one call" in err
