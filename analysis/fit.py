@@ -159,7 +159,10 @@ def fit_joint_law(
     boot_theta = np.empty((0, 5))
     if n_boot > 0:
         n_groups = int(groups.max()) + 1
-        w_runs = resample_weights(n_groups, n_boot, seed, min_distinct=min(6, n_groups))
+        # a resample must identify 5 parameters: 6 distinct points, or 3 distinct runs of several points each
+        # (asking all of a few runs to be present would leave only the original sample: a zero-width interval)
+        distinct = min(6, n_groups) if n_groups == n.size else min(3, n_groups)
+        w_runs = resample_weights(n_groups, n_boot, seed, min_distinct=distinct)
         w = w_runs[:, groups]  # (B, points): each point weighs as often as its run was drawn
         fit = laws.fit_joint_batch(
             ln, ld, ll, w, delta=delta, warm=theta, progress=Progress("bootstrap", n_boot)

@@ -164,18 +164,20 @@ def test_joint_law_from_runs_uses_every_budget_checkpoint_and_several_sweeps(
     """`--law joint` on a model-scaling sweep once said "4 points for a law with 5 parameters" and suggested
     --irreducible no, which changed nothing: one final loss per run, one sweep folder per call."""
     law = TrueLaw()
-    sizes = write_sweep(tmp_path / "sizes", widths=[64, 128, 256, 512], steps=300, law=law, noise=0.002)
-    longer = write_sweep(tmp_path / "longer", widths=[128, 256], steps=1200, law=law, noise=0.002, seed=1)
+    # four runs, as in the quickstart: a bootstrap insisting on every run would return the sample itself
+    sizes = write_sweep(tmp_path / "sizes", widths=[64, 256, 512], steps=300, law=law, noise=0.002)
+    longer = write_sweep(tmp_path / "longer", widths=[256], steps=1200, law=law, noise=0.002, seed=1)
     out = tmp_path / "fit.json"
     code = fit_cli.main([str(sizes), str(longer), "--law", "joint", "--bootstrap", "200", "--json", str(out)])
     printed = capsys.readouterr().out
     assert code == 0, printed
     fit = json.loads(out.read_text())
-    assert fit["n_points"] == 18 and "18 points from the budget checkpoints of 6 runs" in printed
+    assert fit["n_points"] == 12 and "12 points from the budget checkpoints of 4 runs" in printed
     assert {p["name"] for p in fit["points"]} >= {"sizes/w64@75", "longer/w256@1200"}
     for name in ("alpha", "beta"):
         lo, hi = fit["ci95"][name]
-        assert lo < fit["params"][name] < hi and lo == lo and hi == hi, (name, fit["ci95"])
+        # a real interval: resampling runs (their points together) moves the estimate
+        assert lo < fit["params"][name] < hi and hi - lo > 0.01 * fit["params"][name], (name, fit["ci95"])
     assert abs(fit["params"]["alpha"] - law.alpha) < 0.1 and abs(fit["params"]["beta"] - law.beta) < 0.1
 
 
