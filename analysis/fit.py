@@ -2,6 +2,7 @@
 
     python -m analysis.fit runs/model_scaling/ --law model --json fit.json --bootstrap 1000 --seed 0
     python -m analysis.fit table.csv --law joint --out fits/
+    python -m analysis.fit runs/model_scaling/ runs/data_scaling/ --law joint   # several sweeps, one fit
 
 Laws (all fitted in log space; see `analysis.laws` for the optimisers):
   model    L(N) = A·N^(−α) [+ E] over the final (or best) validation loss vs non-embedding parameters;
@@ -9,7 +10,9 @@ Laws (all fitted in log space; see `analysis.laws` for the optimisers):
   compute  the compute frontier: the lower envelope of every run's validation curve against cumulative FLOPs
            (C_min, FM4NPP Figure 4c; Kaplan et al. 2020 Figure 1), fitted as A·C^(−α) [+ E];
   joint    L(N, D) = E + A/N^α + B/D^β (Huber on log loss, L-BFGS-B from a grid), with the compute-optimal
-           allocation under C = 6ND: N_opt ∝ C^(β/(α+β)), D_opt ∝ C^(α/(α+β)).
+           allocation under C = 6ND: N_opt ∝ C^(β/(α+β)), D_opt ∝ C^(α/(α+β)). Each completed run gives one
+           (N, D, L) point per budget checkpoint (the tokens seen and validation loss there), so one model-
+           scaling sweep already spans N and D; the bootstrap resamples runs, keeping a run's points together.
 The irreducible term E of a single-variable law is kept when it lowers the small-sample Akaike criterion
 (AICc) and is not at its lower bound (`--irreducible auto`, default), or forced with `yes`/`no`.
 """
@@ -29,7 +32,7 @@ from analysis import laws
 from analysis.bootstrap import Progress, aicc, expanded_tail, goodness, percentile_interval, resample_weights
 from analysis.frontier import compute_frontier, frontier_resample
 from analysis.result import LawFit, check_points
-from analysis.runs import RunRecord, Sweep, load_source
+from analysis.runs import RunRecord, Sweep, load_sources
 
 log = logging.getLogger(__name__)
 LAWS = ("model", "data", "compute", "joint")
@@ -142,16 +145,26 @@ def fit_joint_law(
     n_boot: int = 1000,
     seed: int = 0,
     delta: float = laws.HUBER_DELTA,
+    groups: np.ndarray | None = None,
 ) -> LawFit:
-    """L(N, D) = E + A/N^α + B/D^β (Hoffmann et al. 2022 Approach 3; Besiroglu et al. 2024)."""
+    """L(N, D) = E + A/N^α + B/D^β (Hoffmann et al. 2022 Approach 3; Besiroglu et al. 2024).
+
+    `groups[i]` is the run of point i (points of one run are resampled together); default: a run each."""
     n, d, y = (np.asarray(v, float) for v in (n, d, y))
+    check_joint_points(names, n, d)
     check_points(names, {"params": n, "tokens": d, "loss": y}, 5)
+    groups = np.arange(n.size) if groups is None else np.asarray(groups)
     ln, ld, ll = np.log(n), np.log(d), np.log(y)
     point = laws.fit_joint_batch(ln, ld, ll, np.ones((1, n.size)), delta=delta)
     theta = point.theta[0]
     boot_theta = np.empty((0, 5))
     if n_boot > 0:
-        w = resample_weights(n.size, n_boot, seed, min_distinct=6)
+        n_groups = int(groups.max()) + 1
+        # a resample must identify 5 parameters: 6 distinct points, or 3 distinct runs of several points each
+        # (asking all of a few runs to be present would leave only the original sample: a zero-width interval)
+        distinct = min(6, n_groups) if n_groups == n.size else min(3, n_groups)
+        w_runs = resample_weights(n_groups, n_boot, seed, min_distinct=distinct)
+        w = w_runs[:, groups]  # (B, points): each point weighs as often as its run was drawn
         fit = laws.fit_joint_batch(
             ln, ld, ll, w, delta=delta, warm=theta, progress=Progress("bootstrap", n_boot)
         )
@@ -184,6 +197,42 @@ def fit_joint_law(
             for a, b, c, e in zip(names, n, d, y, strict=True)
         ],
     )
+
+
+JOINT_FIX = (
+    "give runs with budget checkpoints (budget.checkpoint_fractions, e.g. [0.25, 0.5, 1.0]: a point each), "
+    "runs of several sizes, or several sweep folders in one call (python -m analysis.fit runs/model_scaling/ "
+    "runs/data_scaling/ --law joint)"
+)
+
+
+def check_joint_points(names: list[str], n: np.ndarray, d: np.ndarray) -> None:
+    """The joint law's 5 parameters need >= 6 points spanning >= 2 model sizes and >= 2 token counts."""
+    sizes, tokens = np.unique(n[np.isfinite(n)]).size, np.unique(d[np.isfinite(d)]).size
+    if len(names) < 6 or sizes < 2 or tokens < 2:
+        raise ValueError(
+            f"{len(names)} (N, D) point(s) from {sizes} model size(s) and {tokens} token count(s): the joint "
+            f"law has 5 parameters and needs at least 6 points, 2 sizes and 2 token counts; {JOINT_FIX}"
+        )
+
+
+def joint_points(runs: list[RunRecord], loss_key: str) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray,
+                                                                np.ndarray]:  # fmt: skip
+    """(names, N, D, loss, run index) with a point per budget checkpoint of each run that has them (its
+    validation loss and tokens there), else the run's final point."""
+    names, n, d, y, groups = [], [], [], [], []
+    for i, run in enumerate(runs):
+        size = run.params_non_embedding if math.isfinite(run.params_non_embedding) else run.params_total
+        points = [p for p in run.budget_points if math.isfinite(p["loss"]) and math.isfinite(p["tokens"])]
+        if not points:
+            points = [{"step": math.nan, "tokens": run.tokens, "loss": getattr(run, loss_key)}]
+        for p in points:
+            names.append(run.name if len(points) == 1 else f"{run.name}@{int(p['step'])}")
+            n.append(size)
+            d.append(p["tokens"])
+            y.append(p["loss"])
+            groups.append(i)
+    return names, np.array(n, float), np.array(d, float), np.array(y, float), np.array(groups)
 
 
 def _joint_params(theta: np.ndarray) -> dict[str, np.ndarray]:
@@ -325,15 +374,10 @@ def fit_source(
                 n_boot=n_boot, seed=seed,
             )  # fmt: skip
         else:
-            fit = fit_joint_law(
-                names,
-                params,
-                np.array([r.tokens for r in runs]),
-                y,
-                loss_name=loss_key,
-                n_boot=n_boot,
-                seed=seed,
-            )
+            names, n, d, y, groups = joint_points(runs, loss_key)
+            if len(names) > len(runs):
+                notes.append(f"{len(names)} points from the budget checkpoints of {len(runs)} runs")
+            fit = fit_joint_law(names, n, d, y, loss_name=loss_key, n_boot=n_boot, seed=seed, groups=groups)
     fit.excluded, fit.notes = excluded, notes + fit.notes
     return fit
 
@@ -373,7 +417,10 @@ def format_fit(fit: LawFit) -> str:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m analysis.fit", description=__doc__.split("\n")[0])
     parser.add_argument(
-        "source", type=Path, help="sweep folder runs/<sweep>/ or CSV with params,tokens,loss[,flops]"
+        "source",
+        type=Path,
+        nargs="+",
+        help="sweep folder(s) runs/<sweep>/ or CSV(s) with params,tokens,loss[,flops]; fitted as one",
     )
     parser.add_argument("--law", required=True, choices=LAWS)
     parser.add_argument("--out", type=Path, help="folder for fit.json and the plot (PNG and PDF)")
@@ -400,7 +447,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
-        sweep = load_source(args.source)
+        sweep = load_sources(args.source)
         fit = fit_source(
             sweep,
             args.law,

@@ -32,14 +32,14 @@ from scaling.atomic import write_json_atomic, write_text_atomic
 
 log = logging.getLogger(__name__)
 
-# FM4NPP model family as the paper reports it: width -> (name, parameters, accelerator, count, wall hours).
+# FM4NPP model family as the paper reports it: name -> (width, parameters, accelerator, count, wall hours).
 PAPER_FAMILY = {
-    64: ("m1", 0.34e6, "H100", 1, 10),
-    128: ("m2", 1.3e6, "H100", 1, 12),
-    256: ("m3", 5.3e6, "A100", 4, 20),
-    512: ("m4", 21e6, "A100", 8, 32),
-    1024: ("m5", 84e6, "A100", 24, 50),
-    1536: ("m6", 188e6, "A100", 64, 72),
+    "m1": (64, 0.34e6, "H100", 1, 10),
+    "m2": (128, 1.3e6, "H100", 1, 12),
+    "m3": (256, 5.3e6, "A100", 4, 20),
+    "m4": (512, 21e6, "A100", 8, 32),
+    "m5": (1024, 84e6, "A100", 24, 50),
+    "m6": (1536, 188e6, "A100", 64, 72),
 }
 
 
@@ -78,8 +78,9 @@ def run_table(sweep: Sweep) -> str:
 
 
 def paper_table(sweep: Sweep) -> str | None:
-    """The paper's parameter counts and compute beside ours, matched by width (model-scaling studies)."""
-    ours = {r.width: r for r in sweep.completed if r.width in PAPER_FAMILY}
+    """The paper's parameter counts and compute beside ours, for runs of the paper's family (model.name
+    m1-m6: 12 layers, d_state 128); a custom model of the same width (the quickstart's) is not one of them."""
+    ours = {r.model: r for r in sweep.completed if r.model in PAPER_FAMILY}
     if not ours:
         return None
     lines = [
@@ -87,8 +88,8 @@ def paper_table(sweep: Sweep) -> str | None:
         "our GPU-hours | our device |",
         "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
-    for width, (name, n_paper, gpu, n_gpu, hours) in PAPER_FAMILY.items():
-        r = ours.get(width)
+    for name, (width, n_paper, gpu, n_gpu, hours) in PAPER_FAMILY.items():
+        r = ours.get(name)
         our_n = f"{r.params_total / 1e6:.3g}M" if r else "–"
         our_hours = _fmt(r.gpu_hours, ".3f") if r else "–"
         our_device = f"{r.device or '–'}" + (f" x {r.world_size}" if r.world_size else "") if r else "–"

@@ -62,6 +62,7 @@ class RunRecord:
     train: Curve | None = None
     val_ratio: Curve | None = None  # the val_loss_ratio curve, where the trainer logged one
     flops_assumed: bool = False  # FLOPs taken as 6·N·D because the source had none
+    budget_points: list[dict[str, float]] = field(default_factory=list)  # summary's budget checkpoints
 
 
 @dataclass(kw_only=True)
@@ -170,6 +171,11 @@ def read_run(run_dir: Path) -> RunRecord:
         "gpu_hours",
     ):
         setattr(rec, key, _num(summary.get(key)))
+    rec.budget_points = [
+        {"step": _num(b.get("step")), "tokens": _num(b.get("tokens")), "loss": _num(b.get("val_loss"))}
+        for b in summary.get("budget_checkpoints") or []
+        if isinstance(b, dict)
+    ]
     if val is not None and not summary:  # a partial run: totals so far, from its curve
         rec.tokens, rec.events, rec.flops = val.tokens[-1], val.events[-1], val.flops[-1]
         rec.final_val_loss, rec.best_val_loss = val.loss[-1], float(np.nanmin(val.loss))
@@ -280,3 +286,19 @@ def load_source(source: Path) -> Sweep:
     if source.is_file() or source.suffix.lower() == ".csv":
         return load_table(source)
     return load_sweep(source)
+
+
+def load_sources(sources: list[Path]) -> Sweep:
+    """Several sweep folders or tables as one (runs named `<sweep>/<run>` when there are several)."""
+    sweeps = [load_source(s) for s in sources]
+    if len(sweeps) == 1:
+        return sweeps[0]
+    merged = Sweep(name="+".join(s.name for s in sweeps), source=Path(sources[0]))
+    for sweep in sweeps:
+        for rec in sweep.completed + sweep.partial:
+            rec.name = f"{sweep.name}/{rec.name}"
+        merged.completed += sweep.completed
+        merged.partial += sweep.partial
+        merged.excluded += [(f"{sweep.name}/{n}", r) for n, r in sweep.excluded]
+        merged.notes += sweep.notes
+    return merged

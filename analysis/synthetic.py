@@ -132,7 +132,13 @@ def write_run(
     val = [r for r in rows if r["kind"] == "val"]
     summary = _summary(width, n, val[-1], best_val_loss=min(r["val_loss"] for r in val), steps=steps,
                        wall_s=float(steps) * 0.1, params_total=n * 1.01)  # fmt: skip
-    write_json_atomic(run_dir / "summary.json", {**summary, "budget_checkpoints": []})
+    # budget checkpoints at 25, 50 and 100 % of the steps, as the trainer records them (the nearest val rows)
+    checkpoints = []
+    for f in (0.25, 0.5, 1.0):
+        r = min(val, key=lambda row, f=f: abs(row["step"] - f * steps))
+        keys = ("step", "val_loss", "flops", "tokens")
+        checkpoints.append({"fraction": f, **{k: r[k] for k in keys}})
+    write_json_atomic(run_dir / "summary.json", {**summary, "budget_checkpoints": checkpoints})
 
 
 def write_sweep(

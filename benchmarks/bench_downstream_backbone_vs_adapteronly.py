@@ -4,7 +4,7 @@
     .venv/bin/python benchmarks/bench_downstream_backbone_vs_adapteronly.py --full  # ~45 min on 2 cores
 
 What it does, every step through the toolkit's own entry points (nothing is re-implemented here):
-1. simulates a labelled dataset (train / validation / test) with `python -m scaling.data simulate` if missing;
+1. simulates a labelled dataset (train / val / test) with `python -m scaling.data simulate` if missing;
 2. pretrains a backbone with k-NNN through `python -m scaling.train` (the real trainer, DeepSpeed on CPU) if
    its run directory has no completed checkpoint;
 3. per task, runs `python -m analysis.downstream` twice: on the frozen backbone's features, and as AdapterOnly
@@ -57,7 +57,7 @@ MODES: dict[str, dict] = {
     "quick": {
         "root": "ds-compare-quick",
         "events": 640,
-        "splits": "train=520,validation=40,test=80",
+        "splits": "train=520,val=40,test=80",
         "pretrain": {"model.width": 32, "model.n_layers": 2, "objective.k": 8, "budget.steps": 150,
                      "budget.global_batch_events": 4, "budget.micro_batch_events": 4,
                      "schedule.warmup_steps": 20, "budget.val_interval": 75},
@@ -66,7 +66,7 @@ MODES: dict[str, dict] = {
     "full": {
         "root": "ds-compare",
         "events": 3000,
-        "splits": "train=2500,validation=100,test=400",
+        "splits": "train=2500,val=100,test=400",
         "pretrain": {"model.width": 64, "model.n_layers": 2, "objective.k": 16, "budget.steps": 2000,
                      "budget.global_batch_events": 8, "budget.micro_batch_events": 8,
                      "schedule.warmup_steps": 100, "budget.val_interval": 250},

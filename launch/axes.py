@@ -19,9 +19,9 @@ import dataclasses
 import itertools
 import re
 from pathlib import Path
-from typing import Any, get_type_hints
+from typing import Any
 
-from scaling.config import ConfigError, has_key
+from scaling.config import ConfigError, field_types, has_key
 
 AXIS_ALIASES = {"model": "model.name"}
 AXIS_KINDS = ("grid", "zip")
@@ -41,7 +41,7 @@ def axis_groups(axes: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
 def _field_type(cls: type, dotted: str) -> Any:
     node: Any = cls
     for part in dotted.split("."):
-        node = get_type_hints(node)[part]
+        node = field_types(node)[part]
     return node
 
 

@@ -19,6 +19,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -214,23 +215,45 @@ def slurm_job_alive(job_id: str) -> bool:
     except (OSError, subprocess.TimeoutExpired):
         return False
     states = done.stdout.split()
-    return done.returncode == 0 and any(
-        s
-        in (
-            "PENDING",
-            "RUNNING",
-            "REQUEUED",
-            "SUSPENDED",
-            "CONFIGURING",
-            "COMPLETING",
-            "REQUEUE_HOLD",
-            "REQUEUE_FED",
-        )
-        for s in states
-    )
+    return done.returncode == 0 and any(s in ALIVE_STATES for s in states)
 
 
-def wait_jobs(job_ids: list[str], poll_s: float = 2.0, timeout_s: float = 3600.0) -> None:
+ALIVE_STATES = ("PENDING", "RUNNING", "REQUEUED", "SUSPENDED", "CONFIGURING", "COMPLETING", "REQUEUE_HOLD",
+                "REQUEUE_FED")  # fmt: skip
+
+
+def slurm_states(job_ids: list[str]) -> dict[str, str]:
+    """Job id -> Slurm state from one squeue call; a job squeue no longer lists is absent."""
+    try:
+        done = subprocess.run(["squeue", "-h", "-j", ",".join(job_ids), "-o", "%i %T"], capture_output=True,
+                              text=True, timeout=30)  # fmt: skip
+    except (OSError, subprocess.TimeoutExpired):
+        return {}
+    pairs = (line.split() for line in done.stdout.splitlines())
+    return {p[0]: p[1] for p in pairs if len(p) == 2}
+
+
+def wait_jobs(
+    jobs: dict[str, str],
+    run_state: Callable[[str], str] = lambda name: "?",
+    poll_s: float = 2.0,
+    timeout_s: float = 3600.0,
+) -> None:
+    """Wait while any job lives, printing each state change ("m3 (job 12): PENDING -> RUNNING"); a job that
+    left the queue is shown with its run's state (`run_state(name)`: status.json's state)."""
     deadline = time.time() + timeout_s
-    while any(slurm_job_alive(j) for j in job_ids) and time.time() < deadline:
+    last: dict[str, str] = {}
+    while True:
+        states = slurm_states(list(jobs.values()))
+        for name, job in jobs.items():
+            state = states.get(job) or f"left the queue (run {run_state(name)})"
+            if state != last.get(name):
+                was = f"{last[name]} -> " if name in last else ""
+                print(f"  {time.strftime('%H:%M:%S')} {name} (job {job}): {was}{state}", flush=True)
+                last[name] = state
+        if not any(s in ALIVE_STATES for s in states.values()):
+            return
+        if time.time() > deadline:
+            print(f"  still running after {timeout_s / 60:.0f} min; follow with --status", flush=True)
+            return
         time.sleep(poll_s)

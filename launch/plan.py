@@ -13,6 +13,7 @@ from typing import Any
 
 from launch import ledger
 from launch.checks import changed_keys, dependency_problem, describe_change, has_started, supersede
+from launch.precheck import check_plans, format_problems, gpu_hours, trained_elsewhere
 from launch.sites import SiteConfig
 from launch.spec import RunPlan, SweepSpec, expand_runs, import_config_class, load_spec, resolve_config
 from scaling.config import ConfigError, to_dict
@@ -122,16 +123,52 @@ def on_changed(
     return True, f"{what}: rerun afresh, the old run moved to {old}"
 
 
-def print_plan(plans: list[RunPlan], executor: str, changed: dict[str, list[str]]) -> None:
-    print(f"{len(plans)} runs, executor {executor}")
+def print_plan(
+    plans: list[RunPlan], executor: str, changed: dict[str, list[str]], site: SiteConfig | None = None
+) -> None:
+    where = f" on site {site.name}" if site else ""
+    print(f"{len(plans)} runs, executor {executor}{where}")
     for p in plans:
         r = p.resources
         values = " ".join(f"{k}={v}" for k, v in p.values.items())
         note = f"  ({describe_change('started', changed[p.name])})" if p.name in changed else ""
         print(
             f"  {p.name:24s} {values:40s} {r.nodes}x{r.gpus_per_node or 0} GPU "
-            f"{r.ranks_per_node} ranks/node  {p.time_min} min x {p.allocations}{note}"
+            f"{r.ranks_per_node} ranks/node  {r.hours:g} h = {p.time_min} min x {p.allocations}{note}"
         )
+    print(f"total: {gpu_hours(plans):,.0f} GPU-hours")
+
+
+def show(plans: list[RunPlan], what: list[str], spec: SweepSpec, site: SiteConfig, source: str) -> None:
+    """--show config: each run's resolved config.yaml; --show sbatch: each run's rendered sbatch script."""
+    from launch.sbatch import render_sbatch
+    from scaling.config import dump_yaml
+
+    sweep_dir = Path(spec.runs_dir) / spec.name
+    for plan in plans:
+        if "config" in what:
+            print(f"--- {sweep_dir / plan.name / 'config.yaml'}")
+            print(dump_yaml(to_dict(resolve_config(plan, source))), end="")
+        if "sbatch" in what:
+            print(
+                f"--- {sweep_dir / plan.name / 'train.sbatch'} (for plain sbatch; the launcher submits alike)"
+            )
+            print(render_sbatch(plan, site, (sweep_dir / plan.name).resolve()), end="")
+
+
+def precheck(plans: list[RunPlan], source: str, spec: SweepSpec) -> list[str]:
+    """One line per problem that would stop a run at start-up or train it twice ([] when none)."""
+    return format_problems(check_plans(plans, source) + trained_elsewhere(source, plans, spec.config_class))
+
+
+def plan_executor(requested: str, site: SiteConfig) -> str:
+    """The executor a launch would use; without a controller here a Slurm site still plans as slurm."""
+    choice = requested if requested != "auto" else site.executor
+    if choice == "auto":
+        from launch.executor import slurm_available  # submitit: only when a controller must be asked
+
+        return "slurm" if slurm_available() else "local"
+    return choice
 
 
 def dependency_line(spec: SweepSpec) -> str | None:
@@ -142,8 +179,6 @@ def dependency_line(spec: SweepSpec) -> str | None:
 
 
 def execute(args: argparse.Namespace) -> int:
-    from launch.executor import choose_executor
-
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
     spec, base, site = load_spec(args.spec)
     all_plans = expand_runs(spec, base, site, args.spec)
@@ -157,13 +192,28 @@ def execute(args: argparse.Namespace) -> int:
         return 0
     if depends and not args.dry_run and dependency_problem(spec.runs_dir, spec.depends_on):
         raise RuntimeError(f"{args.spec}: {depends}; start this sweep once they are")
+    if args.dry_run:
+        print_plan(
+            plans, plan_executor(args.executor, site), config_changes(sweep_dir, plans, args.spec)[0], site
+        )
+        print(depends or "", end="\n" if depends else "")
+        show(plans, args.show or [], spec, site, args.spec)
+        problems = precheck(plans, args.spec, spec)
+        for line in problems:
+            print(f"problem: {line}")
+        if problems:
+            print(f"{len(problems)} problem(s): a launch would submit nothing until they are fixed")
+        return 0
+    problems = precheck(plans, args.spec, spec)
+    if problems:
+        for line in problems:
+            print(f"problem: {line}", file=sys.stderr)
+        raise ConfigError(f"{args.spec}: {len(problems)} problem(s) above; nothing submitted")
+    from launch.executor import choose_executor
+
     executor = choose_executor(
         args.executor if args.executor != "auto" or site.executor == "auto" else site.executor
     )
-    if args.dry_run:
-        print_plan(plans, executor, config_changes(sweep_dir, plans, args.spec)[0])
-        print(depends or "", end="\n" if depends else "")
-        return 0
     changed, configs = prepare(spec, plans, all_plans, site, args.spec, executor)
     max_attempts = args.max_attempts or spec.executor.max_attempts
     todo = []
@@ -207,7 +257,7 @@ def launch(
         ledger.record_job(sweep_dir, name, job_id)
         print(f"  {name}: job {job_id}")
     if wait:
-        wait_jobs(list(jobs.values()))
+        wait_jobs(jobs, lambda name: ledger.read_status(sweep_dir / name).get("state", "pending"))
 
 
 def post_commands(spec: SweepSpec) -> list[list[str]]:

@@ -1,5 +1,7 @@
-"""`python launch/sweep.py SPEC.yaml [--executor auto|slurm|local] [--dry-run] [--only A,B] [--status]
-[--resubmit] [--rerun-changed] [--max-attempts N]`: launch a study, idempotently, and report on it."""
+"""`python launch/sweep.py SPEC.yaml [--executor auto|slurm|local] [--dry-run [--show config|sbatch]]
+[--only A,B] [--status] [--resubmit] [--rerun-changed] [--max-attempts N]`: launch a study, idempotently, and
+report on it. Before anything is submitted every run's config, dataset, splits, backbone and resources are
+checked (one line per problem); `--dry-run` plans anywhere, without a Slurm controller and without torch."""
 
 from __future__ import annotations
 
@@ -29,6 +31,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="rerun started runs whose config the spec now changes (the old run folder is moved aside)",
     )
     parser.add_argument("--no-wait", action="store_true", help="Slurm: return after submitting")
+    parser.add_argument(
+        "--show",
+        action="append",
+        choices=("config", "sbatch"),
+        help="with --dry-run: print each run's resolved config.yaml (config) or its sbatch script (sbatch)",
+    )
     return parser
 
 

@@ -1,7 +1,9 @@
 """Atomic file writes: write beside the target, fsync, then `os.replace`.
 
 Every small file of a run directory (status, summary, manifests, pointers) goes through here so that a job
-killed at any instant leaves either the old file or the new one, never half of one.
+killed at any instant leaves either the old file or the new one, never half of one. Files get the mode a
+plain `open()` would give them (0666 less the umask: 0644 under umask 022), so collaborators sharing a
+project folder can read datasets and results; `tempfile.mkstemp` alone would leave them 0600.
 
     >>> write_json_atomic(run_dir / "status.json", {"state": "running"})
 """
@@ -9,6 +11,7 @@ killed at any instant leaves either the old file or the new one, never half of o
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 from pathlib import Path
@@ -29,12 +32,26 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def current_umask() -> int:
+    """The process umask, read without changing it where Linux shows it (os.umask must set it to read it)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def write_bytes_atomic(path: str | os.PathLike[str], data: bytes) -> None:
     """Write `data` to `path` atomically (temporary file in the same folder, fsync, rename)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, 0o666 & ~current_umask())
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
@@ -55,8 +72,23 @@ def write_text_atomic(path: str | os.PathLike[str], text: str) -> None:
 
 
 def write_json_atomic(path: str | os.PathLike[str], obj: Any, *, indent: int | None = 2) -> None:
-    """Write `obj` as JSON atomically (keys kept in insertion order, trailing newline)."""
-    write_text_atomic(path, json.dumps(obj, indent=indent, default=_json_default) + "\n")
+    """Write `obj` as strict JSON atomically (keys kept in insertion order, trailing newline).
+
+    JSON has no NaN or infinity: such floats (an undefined metric, an empty bin) are written as null, so jq,
+    browsers and other strict readers accept every file the toolkit writes."""
+    text = json.dumps(finite_json(obj), indent=indent, default=_json_default, allow_nan=False)
+    write_text_atomic(path, text + "\n")
+
+
+def finite_json(obj: Any) -> Any:
+    """`obj` with non-finite floats replaced by None, through dicts, lists and tuples."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: finite_json(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [finite_json(v) for v in obj]
+    return obj
 
 
 def read_json(path: str | os.PathLike[str]) -> Any:
@@ -76,5 +108,5 @@ def _json_default(obj: Any) -> Any:
         return str(obj)
     tolist = getattr(obj, "tolist", None)
     if callable(tolist):
-        return tolist()
+        return finite_json(tolist())
     raise TypeError(f"object of type {type(obj).__name__} is not JSON serialisable")

@@ -41,10 +41,21 @@ def collect_runs(sweep_dir: Path) -> list[dict[str, Any]]:
             continue
         if "task" not in row or "metrics" not in row:
             continue
+        row["metrics"] = _nan_for_null(row["metrics"])  # metrics.json is strict JSON: null = undefined
         row["run_dir"] = path.parent
         row["backbone_size"] = _backbone_size(row)
         runs.append(row)
     return runs
+
+
+def _nan_for_null(value: Any) -> Any:
+    if value is None:
+        return float("nan")
+    if isinstance(value, dict):
+        return {k: _nan_for_null(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_nan_for_null(v) for v in value]
+    return value
 
 
 def _backbone_size(row: dict[str, Any]) -> float:

@@ -32,6 +32,7 @@ from analysis.downstream.matching import SetLossWeights, event_set_loss, track_t
 from analysis.downstream.metrics import classification_metrics, tracking_metrics
 from scaling.config import doc
 from scaling.data.schema import PID_NAMES
+from scaling.train.loop import format_duration
 
 log = logging.getLogger(__name__)
 ADAPTER_ONLY = "adapter_only"
@@ -47,10 +48,14 @@ class OptimConfig:
     warmup_steps: int = doc("linear warm-up steps", default=20)
     batch_events: int = doc("events per batch", default=8)
     grad_clip: float = doc("gradient-norm clip", default=1.0)
+    progress_interval: int = doc("a progress line in the run's log (the Slurm log) every this many steps",
+                                 default=50)  # fmt: skip
 
     def __post_init__(self) -> None:
-        if self.steps < 1 or self.batch_events < 1 or self.lr <= 0:
-            raise ValueError("optim.steps, optim.batch_events and optim.lr must be positive")
+        if self.steps < 1 or self.batch_events < 1 or self.lr <= 0 or self.progress_interval < 1:
+            raise ValueError(
+                "optim.steps, optim.batch_events, optim.lr and optim.progress_interval must be positive"
+            )
 
 
 @dataclass(kw_only=True)
@@ -156,6 +161,16 @@ def batch_loss(
     return total / len(batch.track_ids)
 
 
+def adapter_progress_line(step: int, cfg: DownstreamConfig, losses: list[float], elapsed_s: float) -> str:
+    """One line of the run's log: task, step/steps, mean loss of the last 10 steps, events/s and ETA."""
+    rate = step * cfg.optim.batch_events / max(elapsed_s, 1e-9)
+    eta = elapsed_s / step * (cfg.optim.steps - step)
+    return (
+        f"{cfg.task} adapter step {step}/{cfg.optim.steps}  loss {np.mean(losses[-10:]):.4g}  "
+        f"{rate:,.1f} events/s  eta {format_duration(eta)}"
+    )
+
+
 def train_adapter(model: torch.nn.Module, data: LabelledSplit, cfg: DownstreamConfig) -> dict[str, Any]:
     """Train `model` on `data`; returns loss curve ends and throughput (events/s, without feature time)."""
     gen = torch.Generator().manual_seed(cfg.seed)
@@ -184,6 +199,8 @@ def train_adapter(model: torch.nn.Module, data: LabelledSplit, cfg: DownstreamCo
         opt.step()
         sched.step()
         losses.append(float(loss.detach()))
+        if len(losses) % cfg.optim.progress_interval == 0 or len(losses) == cfg.optim.steps:
+            log.info("%s", adapter_progress_line(len(losses), cfg, losses, time.perf_counter() - t0))
     wall = time.perf_counter() - t0
     events = cfg.optim.steps * cfg.optim.batch_events
     return {

@@ -25,6 +25,7 @@ from scaling.data.schema import (
     N_PID_CLASSES,
     PID_NAMES,
     PID_RANGE_ERROR,
+    SPLIT_NAMES,
     Event,
     offsets_from_counts,
     pid_in_range,
@@ -61,6 +62,11 @@ def parse_splits(text: str, n_events: int) -> dict[str, int]:
             share = -1.0
         if not sep or not name.strip() or share < 0:
             raise ValueError(f"--splits: bad item {item!r}; write name=share,... e.g. train=0.9,val=0.1")
+        if name.strip() not in SPLIT_NAMES:
+            raise ValueError(
+                f"--splits: split {name.strip()!r} is not one of {', '.join(SPLIT_NAMES)} (the names the "
+                "trainer, downstream and sweeps read); rename it"
+            )
         shares[name.strip()] = share
     total = sum(shares.values())
     if total <= 0:

@@ -28,15 +28,21 @@ from typing import Any
 
 import numpy as np
 
-from scaling.data.schema import Event, offsets_from_counts
+from scaling.data.schema import (
+    PRETRAIN_SPLIT,
+    TEST_SPLIT,
+    TRAIN_SPLIT,
+    VAL_SPLIT,
+    Event,
+    offsets_from_counts,
+)
 from scaling.data.shards import write_dataset
 
 log = logging.getLogger(__name__)
 
-SPLITS = {"train": "train", "validation": "val", "test": "test"}  # TPCpp-10M folder -> split name
+SPLITS = {"train": TRAIN_SPLIT, "validation": VAL_SPLIT, "test": TEST_SPLIT}  # TPCpp-10M folder -> split
 LABELS = {"track_id": "track_ids", "pid": "pid_labels", "noise": "noise_tags"}  # column -> file stem
 UNLABELED_DIRS = ("unlabeled", "unlabelled")
-PRETRAIN_SPLIT = "pretrain"
 FileGroup = dict[str, Path]  # "spacepoints" and, when labelled, the LABELS stems -> file
 Loaded = tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]  # points, offsets, label columns
 
@@ -44,6 +50,11 @@ Loaded = tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]  # points, offsets
 def _open_npz(path: Path, keys: tuple[str, ...]) -> Any:
     if not path.is_file():
         raise ValueError(f"{path}: missing TPCpp-10M file; restore it or remove its split from the source")
+    with path.open("rb") as handle:
+        head = handle.read(4)
+    if head != b"PK\x03\x04":  # every .npz is a zip archive; numpy would speak of pickled data instead
+        kind = "an empty file" if not head else f"a file starting {head!r}, not a zip archive"
+        raise ValueError(f"{path}: not an .npz file ({kind}); re-download it")
     try:
         npz = np.load(path, allow_pickle=False)
     except (OSError, ValueError, zipfile.BadZipFile) as err:
@@ -201,7 +212,7 @@ def import_tpcpp(
 
     # The generators count skipped events into provenance; write_dataset records it after the last shard.
     provenance = tpcpp_provenance(src, found)
-    order = [s for s in ("train", "val", "test", PRETRAIN_SPLIT) if s in found]
+    order = [s for s in (TRAIN_SPLIT, VAL_SPLIT, TEST_SPLIT, PRETRAIN_SPLIT) if s in found]
     manifest = write_dataset(
         out_dir, {s: events(found[s]) for s in order}, shard_events=shard_events, provenance=provenance
     )

@@ -1,19 +1,11 @@
 """Model inputs: coordinates and normalisation, serialisation orders, per-event pipeline and packing.
 
 >>> from scaling.inputs import Normalizer, prepare_event, pack_samples
+
+Names are imported on first use (scaling/lazy.py): `scaling.inputs.serialization` needs no torch.
 """
 
-from scaling.inputs.coordinates import Normalizer, to_cylindrical
-from scaling.inputs.pipeline import (
-    PackedBatch,
-    PaddedBatch,
-    Sample,
-    pack_by_token_budget,
-    pack_samples,
-    pad_samples,
-    prepare_event,
-)
-from scaling.inputs.serialization import SERIALIZATIONS, raster_boxes, serialize
+from scaling.lazy import lazy_exports
 
 __all__ = [
     "SERIALIZATIONS",
@@ -29,3 +21,16 @@ __all__ = [
     "serialize",
     "to_cylindrical",
 ]
+_PIPELINE = ("PackedBatch", "PaddedBatch", "Sample", "pack_by_token_budget", "pack_samples", "pad_samples",
+             "prepare_event")  # fmt: skip
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "Normalizer": "scaling.inputs.coordinates",
+        "to_cylindrical": "scaling.inputs.coordinates",
+        "SERIALIZATIONS": "scaling.inputs.serialization",
+        "raster_boxes": "scaling.inputs.serialization",
+        "serialize": "scaling.inputs.serialization",
+        **dict.fromkeys(_PIPELINE, "scaling.inputs.pipeline"),
+    },
+)

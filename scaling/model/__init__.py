@@ -2,11 +2,11 @@
 
 >>> from scaling.model import ModelConfig, build_model, resolve_model_config
 >>> model = build_model(ModelConfig(name="m1"), out_dim=90)
+
+Names are imported on first use (scaling/lazy.py): `scaling.model.config` needs no torch.
 """
 
-from scaling.model.config import ModelConfig, resolve_model_config
-from scaling.model.family import MODEL_FAMILY
-from scaling.model.network import PointModel, build_model, count_parameters
+from scaling.lazy import lazy_exports
 
 __all__ = [
     "MODEL_FAMILY",
@@ -16,3 +16,14 @@ __all__ = [
     "count_parameters",
     "resolve_model_config",
 ]
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "MODEL_FAMILY": "scaling.model.family",
+        "ModelConfig": "scaling.model.config",
+        "resolve_model_config": "scaling.model.config",
+        "PointModel": "scaling.model.network",
+        "build_model": "scaling.model.network",
+        "count_parameters": "scaling.model.network",
+    },
+)

@@ -4,28 +4,20 @@
     >>> targets = obj.build_targets(features_sorted)     # numpy, per event
     >>> loss = obj.loss(pred, packed_batch)              # torch scalar
 
-A new objective is one file: subclass `Objective`, decorate with `@register("name")`, import it below.
+A new objective is one file: subclass `Objective`, decorate with `@register("name")`, and add its module to
+`OBJECTIVE_MODULES` below. Names are imported on first use (scaling/lazy.py); resolving any of them imports
+every objective module first, so the registry is complete. `ObjectiveConfig` needs no torch.
 """
 
-from scaling.objectives.base import (
-    REGISTRY,
-    Objective,
-    ObjectiveConfig,
-    build_objective,
-    check_backbone,
-    register,
+from scaling.lazy import lazy_exports
+
+OBJECTIVE_MODULES = (
+    "scaling.objectives.knnn",
+    "scaling.objectives.next_token",
+    "scaling.objectives.masked",
+    "scaling.objectives.contrastive",
+    "scaling.objectives.supervised",
 )
-from scaling.objectives.contrastive import ContrastiveObjective
-from scaling.objectives.difficulty import fit_difficulty_table
-from scaling.objectives.knnn import (
-    KnnnObjective,
-    knnn_brute_force,
-    knnn_indices_torch,
-    knnn_neighbours,
-)
-from scaling.objectives.masked import MaskedPointObjective
-from scaling.objectives.next_token import NextTokenObjective
-from scaling.objectives.supervised import SupervisedObjective
 
 __all__ = [
     "REGISTRY",
@@ -44,3 +36,24 @@ __all__ = [
     "knnn_neighbours",
     "register",
 ]
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "ObjectiveConfig": "scaling.objectives.config",
+        "REGISTRY": "scaling.objectives.base",
+        "Objective": "scaling.objectives.base",
+        "build_objective": "scaling.objectives.base",
+        "register": "scaling.objectives.base",
+        "fit_difficulty_table": "scaling.objectives.difficulty",
+        "KnnnObjective": "scaling.objectives.knnn",
+        "knnn_brute_force": "scaling.objectives.knnn",
+        "knnn_indices_torch": "scaling.objectives.knnn",
+        "knnn_neighbours": "scaling.objectives.knnn",
+        "NextTokenObjective": "scaling.objectives.next_token",
+        "check_backbone": "scaling.objectives.base",
+        "MaskedPointObjective": "scaling.objectives.masked",
+        "ContrastiveObjective": "scaling.objectives.contrastive",
+        "SupervisedObjective": "scaling.objectives.supervised",
+    },
+    first=OBJECTIVE_MODULES,
+)

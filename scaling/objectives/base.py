@@ -18,15 +18,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
-from scaling.config import doc
-from scaling.objectives.augment import AugmentConfig
 from scaling.objectives.baseline import LookupPredictor, fit_lookup_baselines
+from scaling.objectives.config import GEOMETRY_KEYS, ObjectiveConfig, check_backbone
 from scaling.objectives.difficulty import check_difficulty_table, difficulty_weight, fit_difficulty_table
 from scaling.objectives.scaling import check_target_stats, fit_target_stats, scale_targets
 
@@ -35,118 +33,7 @@ if TYPE_CHECKING:
     from scaling.inputs.pipeline import PackedBatch, Sample
 
 REGISTRY: dict[str, type[Objective]] = {}
-METRICS = ("normalised", "physical")
-TARGET_SCALINGS = ("none", "standard", "robust")
-LOSSES = ("mse", "huber")
-MPM_TARGETS = ("tokens", "vqvae", "regression")
-GEOMETRY_KEYS = ("r_min", "r_max", "phi_min", "phi_max", "eta_min", "eta_max")
-
-
-@dataclass(kw_only=True)
-class ObjectiveConfig:
-    """The pretraining objective."""
-
-    name: str = doc(
-        "objective: knnn (k next-nearest neighbours), next_token, mpm (masked point modelling), "
-        "contrastive (NT-Xent on two augmented views) or supervised (per-point PID and noise: uses labels)",
-        default="knnn",
-    )
-    k: int = doc("neighbours predicted per spacepoint (knnn)", default=30)
-    relative_targets: bool = doc(
-        "predict neighbour positions as offsets from the point (better conditioned), not absolute",
-        default=True,
-    )
-    difficulty_rescaling: bool = doc("weight per-event losses by event difficulty (paper B.7)", default=True)
-    difficulty_bins: int = doc("number of equal-frequency difficulty bins", default=10)
-    target_backend: str = doc(
-        "k-NNN search: tree (exact CPU cell-grid search, objectives/neighbours.py) or torch (dense top-k)",
-        default="tree",
-    )
-    target_device: str = doc("device of the torch target backend (cpu, cuda)", default="cpu")
-    metric: str = doc(
-        "neighbour metric and target units: normalised (the paper: the min-max (r, phi, eta) cube) or "
-        "physical (dr, r*dphi, dz in cm; targets.py)",
-        default="normalised",
-    )
-    target_scaling: str = doc(
-        "targets as built (none), standardised per slot and coordinate (standard), or asinh of the "
-        "median/MAD-scaled value then standardised (robust); statistics fitted on the train split and "
-        "stored in the run directory (target_stats.json)",
-        default="none",
-    )
-    loss: str = doc("per-scalar loss: mse (the paper) or huber", default="mse")
-    huber_delta: float = doc("Huber transition point, in target units (loss: huber)", default=1.0)
-    mask_ratio: float = doc("mpm: fraction of each event's points masked, floor(ratio * n)", default=0.3)
-    mpm_target: str = doc(
-        "mpm: tokens (K-means codebook index, cross-entropy; MPM's better target), vqvae (a small VQ-VAE's "
-        "code, cross-entropy) or regression (MSE on the masked point's features)",
-        default="tokens",
-    )
-    codebook_size: int = doc("mpm tokens: K of the K-means codebook (MPM: 512)", default=512)
-    codebook_points: int = doc(
-        "mpm tokens: at most this many training points (of the first data.difficulty_events events) fit "
-        "the codebook, stored in the run directory (baseline.json)",
-        default=65536,
-    )
-    order_head: bool = doc(
-        "mpm: the pretraining head also sees the serialisation index (MPM's order-head); the backbone not",
-        default=True,
-    )
-    temperature: float = doc("contrastive: NT-Xent temperature tau (JetCLR: 0.1)", default=0.1)
-    projection_dim: int = doc("contrastive: size of the per-point projection pooled per event", default=64)
-    augment: AugmentConfig = field(
-        default_factory=AugmentConfig, metadata={"doc": "contrastive: augmentations making the two views"}
-    )
-
-    def __post_init__(self) -> None:
-        if self.name not in REGISTRY:
-            raise ValueError(
-                f"objective.name: unknown objective {self.name!r}; choose one of {sorted(REGISTRY)}"
-            )
-        if self.k < 1:
-            raise ValueError(f"objective.k: must be >= 1, got {self.k}")
-        if self.target_backend not in ("tree", "torch"):
-            raise ValueError(f"objective.target_backend: {self.target_backend!r} is not tree or torch")
-        if self.difficulty_bins < 1:
-            raise ValueError(f"objective.difficulty_bins: must be >= 1, got {self.difficulty_bins}")
-        choices = {"metric": METRICS, "target_scaling": TARGET_SCALINGS, "loss": LOSSES}
-        for key, allowed in choices.items():
-            if getattr(self, key) not in allowed:
-                raise ValueError(
-                    f"objective.{key}: {getattr(self, key)!r} is not one of {', '.join(allowed)}"
-                )
-        if not self.huber_delta > 0:
-            raise ValueError(f"objective.huber_delta: must be > 0, got {self.huber_delta}")
-        if not self.relative_targets and self.target_scaling != "none":
-            raise ValueError(
-                "objective.target_scaling applies to offsets; set objective.relative_targets=true or "
-                "objective.target_scaling=none (the paper's absolute targets are unscaled)"
-            )
-        if self.metric == "physical" and not self.relative_targets:
-            raise ValueError(
-                "objective.metric=physical predicts offsets in cm; set objective.relative_targets=true "
-                "(absolute targets are the paper's normalised setting)"
-            )
-        if not 0.0 < self.mask_ratio < 1.0:
-            raise ValueError(f"objective.mask_ratio: must lie in (0, 1), got {self.mask_ratio}; MPM uses 0.3")
-        if self.mpm_target not in MPM_TARGETS:
-            raise ValueError(
-                f"objective.mpm_target: {self.mpm_target!r} is not one of {', '.join(MPM_TARGETS)}"
-            )
-        if self.codebook_size < 2 or self.codebook_points < 1:
-            raise ValueError("objective.codebook_size must be >= 2 and objective.codebook_points >= 1")
-        if not self.temperature > 0 or self.projection_dim < 1:
-            raise ValueError("objective.temperature must be > 0 and objective.projection_dim >= 1")
-        if self.name not in ("knnn", "next_token") and self.target_scaling != "none":
-            raise ValueError(
-                f"objective.target_scaling={self.target_scaling} applies to knnn and next_token; "
-                f"set it to none for {self.name}"
-            )
-        if self.metric == "physical" and self.target_backend == "torch":
-            raise ValueError(
-                "objective.metric: physical is built by the CPU search only; "
-                "set objective.target_backend=tree"
-            )
+__all__ = ["REGISTRY", "Objective", "ObjectiveConfig", "build_objective", "check_backbone", "register"]
 
 
 def register(name: str) -> Callable[[type[Objective]], type[Objective]]:
@@ -158,21 +45,6 @@ def register(name: str) -> Callable[[type[Objective]], type[Objective]]:
         return cls
 
     return add
-
-
-def check_backbone(cfg: ObjectiveConfig, direction: str, micro_batch_events: int) -> None:
-    """A ValueError naming the key when the backbone or the batch cannot serve the objective."""
-    cls = REGISTRY[cfg.name]
-    if direction == "bidirectional" and cls.causal_only:
-        raise ValueError(
-            f"model.direction=bidirectional sees the targets of objective {cfg.name} (later points); "
-            "use model.direction=causal, or objective.name=mpm, contrastive or supervised"
-        )
-    if cls.n_views > 1 and micro_batch_events < 2:
-        raise ValueError(
-            f"budget.micro_batch_events={micro_batch_events}: {cfg.name} contrasts the events of one "
-            "micro-batch; set budget.micro_batch_events >= 2"
-        )
 
 
 def build_objective(cfg: ObjectiveConfig) -> Objective:

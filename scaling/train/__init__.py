@@ -7,12 +7,23 @@
 
 Exit codes: 0 completed, 1 crash, 2 config error, 3 preempted (checkpointed; requeue), 4 failed at run time.
 `load_frozen_model(run_dir_or_checkpoint, step=None) -> (model, cfg)` needs no distributed start-up.
+Names are imported on first use (scaling/lazy.py): `scaling.train.config` needs no torch.
 """
 
-from scaling.train.checkpoint import load_frozen_model
-from scaling.train.config import TrainConfig, load_train_config
-from scaling.train.dist import DistEnv
-from scaling.train.loop import EXIT_CONFIG, EXIT_CRASH, EXIT_FAILED, EXIT_OK, EXIT_PREEMPTED, run
+from scaling.lazy import lazy_exports
 
 __all__ = ["EXIT_CONFIG", "EXIT_CRASH", "EXIT_FAILED", "EXIT_OK", "EXIT_PREEMPTED", "DistEnv",
            "TrainConfig", "load_frozen_model", "load_train_config", "run"]  # fmt: skip
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "load_frozen_model": "scaling.train.checkpoint",
+        "TrainConfig": "scaling.train.config",
+        "load_train_config": "scaling.train.config",
+        "DistEnv": "scaling.train.dist",
+        **dict.fromkeys(
+            ("EXIT_CONFIG", "EXIT_CRASH", "EXIT_FAILED", "EXIT_OK", "EXIT_PREEMPTED", "run"),
+            "scaling.train.loop",
+        ),
+    },
+)

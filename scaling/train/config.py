@@ -15,9 +15,11 @@ from pathlib import Path
 from typing import Any
 
 from scaling.config import ConfigError, doc, load_config, load_yaml
+from scaling.data.schema import TRAIN_SPLIT, VAL_SPLIT
 from scaling.inputs.serialization import SERIALIZATIONS
-from scaling.model import ModelConfig, resolve_model_config
-from scaling.objectives import ObjectiveConfig, check_backbone
+from scaling.model.config import ModelConfig, resolve_model_config
+from scaling.objectives.config import ObjectiveConfig, check_backbone
+from scaling.train.schedule import SCHEDULES
 
 
 @dataclass(kw_only=True)
@@ -43,8 +45,11 @@ class DataConfig:
     """Which events the run reads."""
 
     dataset_dir: str = doc("dataset folder holding manifest.json", default="data/quickstart")
-    train_split: str = doc("split trained on", default="train")
-    val_split: str = doc("split the held-out validation events come from", default="validation")
+    train_split: str = doc(
+        "split trained on: train (labelled; simulated data) or pretrain (unlabelled; TPCpp-10M)",
+        default=TRAIN_SPLIT,
+    )
+    val_split: str = doc("split the fixed held-out validation events come from", default=VAL_SPLIT)
     fraction: float = doc("fraction of the train split used (nested subsets, loader)", default=1.0)
     shuffle: bool = doc("shuffle the training events each epoch", default=True)
     shuffle_buffer: int = doc("loader shuffle buffer in events", default=1024)
@@ -98,14 +103,24 @@ class OptimizerConfig:
 
 @dataclass(kw_only=True)
 class ScheduleConfig:
-    """Linear warm-up then cosine decay (paper: 10k warm-up steps)."""
+    """Linear warm-up, then a named decay (paper: 10k warm-up steps, cosine); scaling/train/schedule.py."""
 
+    name: str = doc(
+        "cosine (decay over the whole budget) | wsd (warmup-stable-decay: peak, then a 1-sqrt cooldown over "
+        "the last decay_fraction) | constant",
+        default="cosine",
+    )
     warmup_steps: int = doc("steps of linear warm-up from 0 to the peak", default=10000)
     min_lr_ratio: float = doc("final LR as a fraction of the peak", default=0.0)
+    decay_fraction: float = doc("wsd: fraction of budget.steps spent in the cooldown", default=0.2)
 
     def __post_init__(self) -> None:
         if self.warmup_steps < 0 or not 0.0 <= self.min_lr_ratio <= 1.0:
             raise ValueError("schedule: warmup_steps must be >= 0 and min_lr_ratio in [0, 1]")
+        if self.name not in SCHEDULES:
+            raise ValueError(f"schedule.name={self.name!r}: use one of {', '.join(SCHEDULES)}")
+        if not 0.0 < self.decay_fraction <= 1.0:
+            raise ValueError(f"schedule.decay_fraction={self.decay_fraction} must be in (0, 1]")
 
 
 @dataclass(kw_only=True)
@@ -148,7 +163,9 @@ class LoggingConfig:
     """metrics.jsonl and the terminal."""
 
     interval: int = doc("write a train row every this many steps", default=10)
-    progress_interval: int = doc("one-line status on a terminal every this many steps", default=50)
+    progress_interval: int = doc(
+        "one progress line in the rank-0 log (the Slurm log) every this many steps", default=50
+    )
     tensorboard: bool = doc(
         "also write the metrics.jsonl scalars to <run_dir>/tensorboard (needs the tensorboard package)",
         default=False,

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+import errno
 import gc
 import logging
 import math
 import os
 import shutil
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -111,13 +111,25 @@ class Trainer:
         names = [g.get("name") for g in self.engine.optimizer.param_groups]
         if names != self.group_names:  # apply_lr writes the μP LRs by position
             raise RuntimeError(f"DeepSpeed reordered the parameter groups: {names} != {self.group_names}")
-        self._build_data()
+        try:
+            self._build_data()
+        except ValueError as err:  # a dataset that cannot serve this config (ShardError too): exit 2
+            if isinstance(err, ConfigError):
+                raise
+            raise ConfigError(f"data.dataset_dir={self.cfg.data.dataset_dir}: {err}") from None
 
     def _build_data(self) -> None:
         from scaling.data.shards import read_manifest
 
         data, dist = self.cfg.data, self.dist
         manifest = read_manifest(data.dataset_dir)
+        for key, split in (("data.train_split", data.train_split), ("data.val_split", data.val_split)):
+            if split not in manifest["splits"]:
+                have = ", ".join(sorted(manifest["splits"]))
+                raise ConfigError(
+                    f"{key}={split}: {data.dataset_dir}/manifest.json has no such split (has {have}); "
+                    f"set {key} to one of those"
+                )
         stream = EventStream(data.dataset_dir, data.train_split, seed=self.cfg.seed, rank=dist.rank,
                              world_size=dist.world_size, fraction=data.fraction, shuffle=data.shuffle,
                              shuffle_buffer=data.shuffle_buffer, epochs=None,
@@ -199,6 +211,8 @@ class Trainer:
             warmup_steps=self.cfg.schedule.warmup_steps,
             total_steps=self.cfg.budget.steps,
             min_ratio=self.cfg.schedule.min_lr_ratio,
+            name=self.cfg.schedule.name,
+            decay_fraction=self.cfg.schedule.decay_fraction,
         )
         lrs = group_lrs(self.cfg.optimizer.lr, factor, self.multipliers)
         loss_sum, tokens, events, bad = 0.0, 0, 0, False
@@ -308,6 +322,7 @@ class Trainer:
             ckpt.write_rank_state(tmp, self.dist.rank, {"data": self.source.state_dict(), "rng": rng_state()})
         except (OSError, RuntimeError) as err:  # torch.save reports a failed write as RuntimeError
             ok, reason = 0.0, f"checkpoint at step {step} not written ({err}); previous checkpoints kept"
+            self.save_errno = getattr(err, "errno", None) or _full_disk_errno(self.ckpt_root)
         ok = self._sum([ok], torch.distributed.ReduceOp.MIN)[0]
         if self.dist.is_main:
             try:
@@ -327,7 +342,10 @@ class Trainer:
                 shutil.rmtree(tmp, ignore_errors=True)
                 self.save_error = reason or "a rank could not write its checkpoint files"
                 log.error("%s", self.save_error)
-                ledger.update_status(self.run_dir, reason=reason or "checkpoint write failed on a rank")
+                try:  # on a full disk this may fail too; the other ranks wait at the barrier below
+                    ledger.update_status(self.run_dir, reason=reason or "checkpoint write failed on a rank")
+                except OSError as err:
+                    log.error("status.json not updated: %s", err)
         self._barrier()
         return bool(ok)
 
@@ -385,6 +403,7 @@ class Trainer:
         cfg, start = self.cfg, time.time()
         wall0, window = self.totals.wall_s, {"t": time.time(), "tokens": 0}
         peak = ledger.peak_flops(self.device_name)
+        progress = {"t": start, "t0": start, "tokens": 0, "step0": self.step, "peak": peak}
         bad_run = 0
         while self.step < cfg.budget.steps:
             out = self._train_step()
@@ -402,11 +421,16 @@ class Trainer:
             self.totals.events += out["events"]
             self.totals.tokens += out["tokens"]
             window["tokens"] += out["tokens"]
+            progress["tokens"] += out["tokens"]
             abort = bad_run >= cfg.budget.max_bad_steps
             if metrics is not None and (
                 self.step % cfg.logging.interval == 0 or self.step == cfg.budget.steps or abort
             ):
                 self._log_train(metrics, out, window, peak)
+            if metrics is not None and (
+                self.step % cfg.logging.progress_interval == 0 or self.step == cfg.budget.steps
+            ):
+                self._log_progress(metrics, out["loss"], progress)
             if abort:
                 raise RunFailed(f"{bad_run} non-finite steps in a row (last at step {self.step}); "
                                 "lower optimizer.lr or check the data")  # fmt: skip
@@ -427,11 +451,29 @@ class Trainer:
                        "mfu": ledger.mfu(tps * fpt, peak, self.dist.world_size), "wall_s": self.totals.wall_s,
                        "bad_steps": self.totals.bad_steps, "skipped": out["bad"]})  # fmt: skip
         window.update(t=time.time(), tokens=0)
-        if sys.stdout.isatty() and self.step % self.cfg.logging.progress_interval == 0:
-            print(
-                progress_line(self.step, self.cfg.budget.steps, out["loss"], tps, self.totals.wall_s),
-                flush=True,
-            )
+
+    def _log_progress(self, metrics: ledger.MetricsWriter, loss: float, progress: dict) -> None:
+        """Every `logging.progress_interval` steps one line in the rank-0 log (stderr: the Slurm log),
+        terminal or not; tokens/s and MFU since the previous line, ETA at this attempt's rate."""
+        now = time.time()
+        tps = progress["tokens"] / max(now - progress["t"], 1e-9)
+        fpt = self.totals.flops / max(self.totals.tokens, 1)
+        done = self.step - progress["step0"]
+        eta = (now - progress["t0"]) / done * (self.cfg.budget.steps - self.step) if done > 0 else None
+        val = metrics.last.get("val") or {}
+        log.info(
+            "%s",
+            progress_line(
+                self.step,
+                self.cfg.budget.steps,
+                loss,
+                tps,
+                eta,
+                mfu=ledger.mfu(tps * fpt, progress["peak"], self.dist.world_size),
+                val_loss_ratio=val.get("val_loss_ratio"),
+            ),  # fmt: skip
+        )
+        progress.update(t=now, tokens=0)
 
     def _after_step(self, metrics: ledger.MetricsWriter | None) -> None:
         cfg, step = self.cfg, self.step
@@ -471,7 +513,10 @@ class Trainer:
     def _finish(self) -> None:
         steps = dict(ckpt.complete_checkpoints(self.ckpt_root))
         if self.step not in steps and not self._save(self.step):
-            raise OSError(f"the final checkpoint (step {self.step}) could not be written: {self.save_error}")
+            raise OSError(
+                getattr(self, "save_errno", None) or errno.EIO,
+                f"the final checkpoint (step {self.step}) could not be written: {self.save_error}",
+            )
         if not self.dist.is_main:
             return
         vals = [v for v in self.totals.val_losses if math.isfinite(v)]
@@ -501,3 +546,12 @@ class Trainer:
         ledger.update_status(
             self.run_dir, state="completed", last_step=self.step, exit_code=EXIT_OK, reason=None
         )
+
+
+def _full_disk_errno(folder: Path, margin_bytes: int = 16 * 2**20) -> int | None:
+    """ENOSPC when `folder`'s file system has (almost) no room left: torch.save reports a failed write as a
+    RuntimeError without errno, and the caller says "disk full" only when it is."""
+    try:
+        return errno.ENOSPC if shutil.disk_usage(folder).free < margin_bytes else None
+    except OSError:
+        return None

@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from scaling.atomic import read_json, write_json_atomic
+from scaling.atomic import finite_json, read_json, write_json_atomic
 
 # Peak dense bf16 FLOP/s by device-name fragment (vendor data sheets, without sparsity).
 PEAK_BF16_FLOPS: dict[str, float] = {"H200": 989e12, "H100": 989e12, "A100": 312e12}
@@ -52,6 +52,23 @@ def update_status(run_dir: Path, **fields: Any) -> dict[str, Any]:
     return status
 
 
+def overwrite_status(run_dir: Path, **fields: Any) -> bool:
+    """Last resort on a full disk, where an atomic write has no room for its new file: rewrite status.json in
+    place, inside the blocks it already holds (a torn write is possible, a stale `running` is worse).
+    Returns False when even that fails."""
+    path = run_dir / "status.json"
+    try:
+        status = {**read_json(path), **fields, "updated": now_iso()}
+        with path.open("r+b") as handle:
+            handle.write(json.dumps(finite_json(status), indent=2).encode("utf-8") + b"\n")
+            handle.truncate()
+            handle.flush()
+            os.fsync(handle.fileno())
+    except (OSError, ValueError):
+        return False
+    return True
+
+
 def _finite(value: Any) -> Any:
     """JSON has no NaN: non-finite floats are written as null."""
     if isinstance(value, float) and not math.isfinite(value):
@@ -72,8 +89,10 @@ class MetricsWriter:
         elif path.exists():
             path.unlink()
         self._file = path.open("a", encoding="utf-8")
+        self.last: dict[str, dict[str, Any]] = {}  # newest row of each kind (train, val): the progress line
 
     def write(self, row: dict[str, Any]) -> None:
+        self.last[str(row.get("kind"))] = row
         self._file.write(json.dumps(_finite(row)) + "\n")
         self._file.flush()
         os.fsync(self._file.fileno())

@@ -8,7 +8,9 @@ status `preempted`); 4 failed at run time (repeated non-finite steps); 1 crash.
 
 from __future__ import annotations
 
+import errno
 import logging
+import math
 import os
 import random
 import sys
@@ -107,6 +109,17 @@ def run(cfg: TrainConfig, run_dir: str | Path, dist: DistEnv) -> int:
         return _fail(run_dir, dist, EXIT_CONFIG, str(err))
     except RunFailed as err:
         return _fail(run_dir, dist, EXIT_FAILED, str(err))
+    except OSError as err:
+        if err.errno not in (errno.ENOSPC, errno.EDQUOT):
+            log.error("%s", traceback.format_exc())
+            return _fail(run_dir, dist, EXIT_CRASH, f"{type(err).__name__}: {err}")
+        # a full disk: one line; resubmitting after freeing space resumes from the last complete checkpoint
+        where = f" writing {err.filename}" if err.filename else ""
+        reason = (
+            f"disk full{where} ({os.strerror(err.errno)}); free space or raise the quota, then resubmit "
+            "(it resumes from the last complete checkpoint)"
+        )
+        return _fail(run_dir, dist, EXIT_CRASH, reason)
     except Exception as err:  # noqa: BLE001 - any crash is reported in status.json, then exit 1
         log.error("%s", traceback.format_exc())
         return _fail(run_dir, dist, EXIT_CRASH, f"{type(err).__name__}: {err}")
@@ -120,7 +133,11 @@ def run(cfg: TrainConfig, run_dir: str | Path, dist: DistEnv) -> int:
 def _fail(run_dir: Path, dist: DistEnv, code: int, reason: str) -> int:
     log.error("%s", reason)
     if dist.is_main:
-        ledger.update_status(run_dir, state="failed", reason=reason, exit_code=code)
+        try:
+            ledger.update_status(run_dir, state="failed", reason=reason, exit_code=code)
+        except OSError as err:  # a full disk: no room for a new status.json beside the old one
+            if not ledger.overwrite_status(run_dir, state="failed", reason=reason, exit_code=code):
+                log.error("%s/status.json still says running: cannot write it (%s)", run_dir, err)
     return code
 
 
@@ -175,10 +192,33 @@ def plan_resume(root: Path, dist: DistEnv, zero_stage: int, run_dir: Path) -> tu
     )
 
 
-def progress_line(step: int, total: int, loss: float, tokens_per_s: float, elapsed_s: float) -> str:
-    """One-line terminal status: step, loss, throughput and ETA."""
-    eta = elapsed_s / max(step, 1) * (total - step)
-    return f"step {step}/{total}  loss {loss:.4g}  {tokens_per_s:,.0f} tok/s  eta {eta / 60:.1f} min"
+def progress_line(
+    step: int,
+    total: int,
+    loss: float,
+    tokens_per_s: float,
+    eta_s: float | None,
+    *,
+    mfu: float | None = None,
+    val_loss_ratio: float | None = None,
+) -> str:
+    """One line of the rank-0 log: step/budget, loss, val_loss_ratio (when a validation row carries it),
+    throughput, MFU (where the device's peak is known) and the ETA at this attempt's rate."""
+    parts = [f"step {step}/{total}", f"loss {loss:.4g}"]
+    if val_loss_ratio is not None:
+        parts.append(f"val_loss_ratio {val_loss_ratio:.4g}")
+    parts.append(f"{tokens_per_s:,.0f} tok/s")
+    parts.append(f"mfu {mfu:.1%}" if mfu is not None else "mfu -")
+    parts.append(f"eta {format_duration(eta_s)}")
+    return "  ".join(parts)
+
+
+def format_duration(seconds: float | None) -> str:
+    """'1h05m', '4m07s', or '-' when unknown."""
+    if seconds is None or not math.isfinite(seconds):
+        return "-"
+    minutes = int(seconds // 60)
+    return f"{minutes // 60}h{minutes % 60:02d}m" if minutes >= 60 else f"{minutes}m{int(seconds % 60):02d}s"
 
 
 def setup_logging(rank: int) -> None:

@@ -1,4 +1,9 @@
-"""Learning-rate schedule: linear warm-up then cosine decay, as a pure function of the step.
+"""Learning-rate schedules as pure functions of the step: linear warm-up, then
+- `cosine` (default, the paper's): cosine decay to `min_ratio` over the rest of the budget;
+- `wsd` (warmup-stable-decay, Hägele et al. 2024, "Scaling Laws and Compute-Optimal Training Beyond Fixed
+  Training Durations"): the peak until the last `decay_fraction` of the budget, then a 1-sqrt cooldown to
+  `min_ratio` (their best shape); a stable-phase checkpoint can be cooled down to any shorter budget;
+- `constant`: the peak to the end.
 
 The trainer sets each parameter group's LR itself before every optimizer step (`apply_lr`), so each μP group
 keeps its multiplier and the first step does not run at LR 0 (DeepSpeed's schedulers do: NOTES.md).
@@ -10,17 +15,40 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+SCHEDULES = ("cosine", "wsd", "constant")
 
-def lr_factor(step: int, *, warmup_steps: int, total_steps: int, min_ratio: float = 0.0) -> float:
+
+def lr_factor(
+    step: int,
+    *,
+    warmup_steps: int,
+    total_steps: int,
+    min_ratio: float = 0.0,
+    name: str = "cosine",
+    decay_fraction: float = 0.2,
+) -> float:
     """Multiplier of the peak LR for the optimizer step that makes weights of step `step` + 1.
 
     1) step < warmup: linear (step + 1) / warmup, so the first step is not at 0;
-    2) warmup <= step < total: cosine from 1 down to `min_ratio` (SGDR, Loshchilov & Hutter 2017);
-    3) step >= total: `min_ratio`."""
+    2) constant: 1 from then on;
+    3) step >= total: `min_ratio` (cosine, wsd);
+    4) cosine, warmup <= step < total: cosine from 1 down to `min_ratio` (SGDR, Loshchilov & Hutter 2017);
+    5) wsd: 1 until the cooldown's first step, total - ceil(decay_fraction x total) (not inside the warm-up),
+       then 1 - sqrt(progress) down towards `min_ratio` (Hägele et al. 2024)."""
     if step < warmup_steps:
         return (step + 1) / warmup_steps
+    if name == "constant":
+        return 1.0
     if step >= total_steps:
         return min_ratio
+    if name == "wsd":
+        start = max(warmup_steps, total_steps - math.ceil(decay_fraction * total_steps))
+        if step < start:
+            return 1.0
+        progress = (step - start) / max(1, total_steps - start)  # in [0, 1)
+        return min_ratio + (1.0 - min_ratio) * (1.0 - math.sqrt(progress))
+    if name != "cosine":
+        raise ValueError(f"schedule.name={name!r}: use one of {', '.join(SCHEDULES)}")
     span = max(1, total_steps - warmup_steps)
     progress = (step - warmup_steps) / span  # in [0, 1)
     return min_ratio + (1.0 - min_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))

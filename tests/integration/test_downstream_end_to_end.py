@@ -26,8 +26,8 @@ def _run(*args: str) -> subprocess.CompletedProcess[str]:
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("e2e")
-    splits = {"train": _events(12, 0), "validation": _events(8, 1), "test": _events(4, 2),
-              "unlabelled": _events(4, 3, labelled=False)}  # fmt: skip
+    splits = {"train": _events(12, 0), "val": _events(8, 1), "test": _events(4, 2),
+              "pretrain": _events(4, 3, labelled=False)}  # fmt: skip
     write_dataset(root / "data", splits, shard_events=8, provenance={"source": "test"})
     res = _run("scaling.train", "--run-dir", str(root / "bb"), "scaling/train/configs/tiny_cpu.yaml",
                f"data.dataset_dir={root / 'data'}", "data.simulate_if_missing.enabled=false",
@@ -61,7 +61,7 @@ def test_wrong_width_objective_or_unlabelled_split_exit_2(setup: dict[str, Path]
     assert res.returncode == 2 and "backbone width is 32, the downstream config expects 256" in res.stderr
     res = _downstream(setup, "o", "expect_objective=next_token")
     assert res.returncode == 2 and "pretrained with objective 'knnn'" in res.stderr
-    res = _downstream(setup, "u", "train_split=unlabelled", "n_train_events=4")
+    res = _downstream(setup, "u", "train_split=pretrain", "n_train_events=4")
     assert res.returncode == 2 and "carries no labels" in res.stderr
     res = _downstream(setup, "s", "step=7")
     assert res.returncode == 2 and "no complete checkpoint at step 7" in res.stderr

@@ -48,7 +48,7 @@ def _downstream(
     run_dir.mkdir(parents=True, exist_ok=True)
     config = {
         "backbone": str(sweep / "width32"), "task": task, "dataset": str(sweep.parent / "data"),
-        "eval_split": "validation", "n_train_events": 8, "n_eval_events": 4,
+        "eval_split": "val", "n_train_events": 8, "n_eval_events": 4,
         "cache_dir": str(sweep / "downstream" / "feature-cache"),
         "adapter": {"d_proj": 16, "mlp_hidden": 32, "n_queries": 40, "n_decoder_layers": 1,
                     "loss": "ce" if task == "tracking" else "weighted_ce"},
@@ -75,4 +75,4 @@ def test_quickstart_backbone_and_dataset_feed_the_cli_and_the_report(sweep: Path
 def test_quickstart_dataset_has_no_test_split_clear_error(sweep: Path) -> None:
     _, res = _downstream(sweep, "pid", name="no-test-split", eval_split="test")
     assert res.returncode == 2 and "Traceback" not in res.stderr
-    assert "no split 'test' (has train, validation)" in res.stderr.strip().splitlines()[-1]
+    assert "no split 'test' (has train, val)" in res.stderr.strip().splitlines()[-1]

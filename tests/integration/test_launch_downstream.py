@@ -48,7 +48,7 @@ def specs(tmp: Path) -> tuple[Path, Path]:
         "depends_on": "pre",
         "base": {
             "dataset": str(tmp / "data"),
-            "eval_split": "validation",
+            "eval_split": "val",
             "n_train_events": 16,
             "n_eval_events": 8,
             "cache_dir": str(tmp / "runs/ds-cache"),

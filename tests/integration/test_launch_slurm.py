@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -121,6 +122,10 @@ def reference(cluster: dict[str, str], dataset: Path, tmp_path_factory: pytest.T
     spec = write_spec(folder, "ref", dataset, [0, 1])
     out = sweep(cluster, spec)
     assert out.count("submit (new)") == 2, out
+    # the wait shows each job's state changes, ending with the run's own state once the job left
+    for name in ("seed0", "seed1"):
+        changes = [line for line in out.splitlines() if f" {name} (job " in line]
+        assert changes and re.search(r"(COMPLETED|left the queue \(run completed\))$", changes[-1]), out
     return spec
 
 

@@ -49,3 +49,20 @@ def test_mamba_ssm_impl_without_cuda_is_exit_2(tmp_path: Path) -> None:
     assert "Traceback" not in out.stderr
     status = json.loads((tmp_path / "run" / "status.json").read_text())
     assert status["state"] == "failed" and status["exit_code"] == 2
+
+
+def test_dataset_error_is_exit_2_with_one_line(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    sim = [sys.executable, "-m", "scaling.data", "simulate", "--out", str(data), "--events", "24",
+           "--splits", "train=0.5,val=0.5", "--profile", "small"]  # fmt: skip
+    subprocess.run(sim, cwd=REPO, check=True, capture_output=True, timeout=120)
+    # the config asks for a split the dataset does not have (the old default, `validation`)
+    out = cli(tmp_path / "run", f"data.dataset_dir={data}", "data.simulate_if_missing.enabled=false",
+              "data.val_split=validation")  # fmt: skip
+    assert out.returncode == 2, out.stderr[-3000:]
+    assert "Traceback" not in out.stderr, out.stderr[-3000:]
+    (line,) = [x for x in out.stderr.splitlines() if "validation" in x]
+    assert "data.val_split=validation: " in line and "has no such split (has train, val)" in line
+    assert line.endswith("set data.val_split to one of those")
+    status = json.loads((tmp_path / "run" / "status.json").read_text())
+    assert status["state"] == "failed" and status["exit_code"] == 2  # deterministic: never resubmitted

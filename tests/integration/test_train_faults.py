@@ -78,3 +78,35 @@ def test_changed_world_size_stops_with_a_clear_message(tmp_path: Path, data: Pat
     assert wait(procs) == [4, 4]
     reason = status(tmp_path)["reason"]
     assert "world size 1" in reason and "resumed with 2" in reason
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path):
+    """A 512 KiB file system (tmpfs): room for one checkpoint of the tiny model (~390 KB), not two."""
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    cmd = ["mount", "-t", "tmpfs", "-o", "size=512k", "tmpfs", str(mount)]
+    done = subprocess.run(cmd, capture_output=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", str(mount)], check=True)
+
+
+def test_full_disk_fails_with_one_line_and_status_failed(small_disk: Path, data: Path) -> None:
+    run_dir = small_disk / "run"
+    cmd = [sys.executable, "-m", "scaling.train", str(CONFIG), f"data.dataset_dir={data}",
+           "budget.steps=6", "checkpoint.interval=3", "budget.checkpoint_fractions=[1.0]",
+           "--run-dir", str(run_dir)]  # fmt: skip
+    env = {"DS_ACCELERATOR": "cpu", "OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin",
+           "TORCH_EXTENSIONS_DIR": str(REPO / ".cache/torch_extensions")}  # fmt: skip
+    done = subprocess.run(cmd, env=env, cwd=REPO, capture_output=True, text=True, timeout=180)
+    assert done.returncode == 1, done.stderr[-3000:]
+    st = status(run_dir)  # was left `running` when the failure could not be recorded
+    assert st["state"] == "failed" and st["reason"].startswith("disk full") and "resubmit" in st["reason"]
+    assert "Traceback" not in done.stderr, done.stderr[-3000:]
+    lines = [line for line in done.stderr.splitlines() if "disk full" in line]
+    assert lines == [f"[rank 0] ERROR {st['reason']}"]
+    assert ckpt.find_resume(run_dir / "checkpoints").name == "step-00000003"  # the one that fitted is kept

@@ -31,7 +31,7 @@ def make_dataset(root: Path, n_train: int = 64, n_val: int = 16) -> Path:
     cfg = small_config()
     splits = {
         "train": simulate_events(n_train, 0, cfg),
-        "validation": simulate_events(n_val, 0, cfg, n_train),
+        "val": simulate_events(n_val, 0, cfg, n_train),
     }
     write_dataset(root, splits, shard_events=32, provenance={"source": "simulator", "profile": "small"})
     return root

@@ -123,5 +123,5 @@ def test_degenerate_inputs_give_a_clear_error(x: list[float], y: list[float], me
 
 def test_joint_law_needs_six_points() -> None:
     n, d, y = _joint(5, 0.0, np.random.default_rng(0))
-    with pytest.raises(ValueError, match="5 point.*5 parameters"):
+    with pytest.raises(ValueError, match=r"5 \(N, D\) point.*5 parameters.*budget.checkpoint_fractions"):
         fit_joint_law(_names(5), n, d, y, loss_name="loss", n_boot=0)

@@ -40,13 +40,12 @@ def test_report_on_a_quickstart_sweep(
         "stopped: state preempted",
         "### model law",
         "### compute law",
-        "| m3 | 256 | 5.3M |",
-        "4 A100 x 20 h",
         "![model law](law_model.png)",
         "hook ran",
     ):
         assert needle in md, needle
     assert "### data law" not in md and "### joint law" not in md  # one token count: not supported
+    assert "Beside the paper" not in md  # widths 64-512 of custom models are not the paper's m1-m4
     assert calls == [quickstart]
     for stem in ("law_model", "law_compute", "training_curves"):
         assert (out / f"{stem}.png").stat().st_size > 5000 and (out / f"{stem}.pdf").exists()
@@ -147,3 +146,49 @@ def test_report_on_an_lr_transfer_sweep(tmp_path: Path) -> None:
     assert len([e for e in fits["model"]["excluded"] if "same size" in e["reason"]]) == 12
     best = {p["name"] for p in fits["model"]["points"]}
     assert best == {"w64_lr1.00e-04", "w128_lr1.00e-04", "w256_lr1.00e-04"}
+
+
+def test_beside_the_paper_pairs_runs_of_the_paper_family_by_name_not_width(tmp_path: Path) -> None:
+    sweep = write_sweep(tmp_path / "s", widths=[64, 128], steps=300)
+    # the quickstart's 2-layer width-64 model is not the paper's 12-layer m1, whatever its width
+    assert report.paper_table(report.load_sweep(sweep)) is None
+    summary = sweep / "w64" / "summary.json"
+    summary.write_text(json.dumps({**json.loads(summary.read_text()), "model": "m1"}))
+    table = report.paper_table(report.load_sweep(sweep))
+    assert table is not None and "| m1 | 64 | 0.34M |" in table and "| m2 | 128 | 1.3M | – |" in table
+
+
+def test_joint_law_from_runs_uses_every_budget_checkpoint_and_several_sweeps(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`--law joint` on a model-scaling sweep once said "4 points for a law with 5 parameters" and suggested
+    --irreducible no, which changed nothing: one final loss per run, one sweep folder per call."""
+    law = TrueLaw()
+    # four runs, as in the quickstart: a bootstrap insisting on every run would return the sample itself
+    sizes = write_sweep(tmp_path / "sizes", widths=[64, 256, 512], steps=300, law=law, noise=0.002)
+    longer = write_sweep(tmp_path / "longer", widths=[256], steps=1200, law=law, noise=0.002, seed=1)
+    out = tmp_path / "fit.json"
+    code = fit_cli.main([str(sizes), str(longer), "--law", "joint", "--bootstrap", "200", "--json", str(out)])
+    printed = capsys.readouterr().out
+    assert code == 0, printed
+    fit = json.loads(out.read_text())
+    assert fit["n_points"] == 12 and "12 points from the budget checkpoints of 4 runs" in printed
+    assert {p["name"] for p in fit["points"]} >= {"sizes/w64@75", "longer/w256@1200"}
+    for name in ("alpha", "beta"):
+        lo, hi = fit["ci95"][name]
+        # a real interval: resampling runs (their points together) moves the estimate
+        assert lo < fit["params"][name] < hi and hi - lo > 0.01 * fit["params"][name], (name, fit["ci95"])
+    assert abs(fit["params"]["alpha"] - law.alpha) < 0.1 and abs(fit["params"]["beta"] - law.beta) < 0.1
+
+
+def test_joint_law_with_too_few_points_names_a_fix_that_works(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sweep = write_sweep(tmp_path / "s", widths=[64, 128], steps=300)
+    for run in (p for p in sweep.iterdir() if p.is_dir()):  # no budget checkpoints: one point a run
+        summary = run / "summary.json"
+        summary.write_text(json.dumps({**json.loads(summary.read_text()), "budget_checkpoints": []}))
+    assert fit_cli.main([str(sweep), "--law", "joint", "--bootstrap", "0"]) == 2
+    err = capsys.readouterr().err
+    assert "2 (N, D) point(s) from 2 model size(s) and 1 token count(s)" in err and "--irreducible" not in err
+    assert "budget.checkpoint_fractions" in err and "several sweep folders in one call" in err

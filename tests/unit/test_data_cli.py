@@ -41,7 +41,7 @@ def events(n: int, seed: int = 0) -> list[Event]:
 
 def test_parse_splits_sums_exactly() -> None:
     assert parse_splits("train=0.9,val=0.05,test=0.05", 101) == {"train": 91, "val": 5, "test": 5}
-    assert sum(parse_splits("a=1,b=1,c=1", 10).values()) == 10
+    assert sum(parse_splits("pretrain=1,train=1,test=1", 10).values()) == 10
     with pytest.raises(ValueError, match="--splits: bad item 'val'"):
         parse_splits("train=0.9,val", 10)
 

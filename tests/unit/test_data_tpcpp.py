@@ -89,6 +89,13 @@ def test_missing_file_or_key_writes_nothing(
     (tmp_path / "empty").mkdir()
     with pytest.raises(ValueError, match=r"empty: no labeled/"):
         import_tpcpp(tmp_path / "empty", tmp_path / "x")
+    # a text file under an .npz name (an HTML error page saved by a download): one line, not numpy's
+    # "pickled (object) data" message
+    (src / "labeled/test/noise_tags.npz").write_text("<html>503 Service Unavailable</html>\n")
+    bad = r"noise_tags\.npz: not an \.npz file \(a file starting b'<htm'"
+    with pytest.raises(ValueError, match=bad) as err:
+        import_tpcpp(src, tmp_path / "ds")
+    assert "pickle" not in str(err.value) and str(err.value).endswith("re-download it")
 
 
 def test_inconsistent_sizes_and_nan(source: tuple[Path, dict[str, list[Event]]], tmp_path: Path) -> None:

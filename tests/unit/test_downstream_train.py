@@ -143,3 +143,14 @@ def test_downstream_status_merges_what_the_launcher_recorded(tmp_path) -> None:
     (tmp_path / "status.json").write_text("{cut off")
     _status(tmp_path, "running")
     assert json.loads((tmp_path / "status.json").read_text())["state"] == "running"
+
+
+def test_adapter_training_logs_a_progress_line_every_interval(caplog: pytest.LogCaptureFixture) -> None:
+    cfg = _cfg("noise", steps=25, depth=0)
+    cfg.optim.progress_interval = 10
+    with caplog.at_level("INFO", logger="analysis.downstream.train"):
+        train_adapter(build_run_model(cfg, 6), _split(8, 3), cfg)
+    lines = [r.getMessage() for r in caplog.records if "adapter step" in r.getMessage()]
+    assert [line.split()[3] for line in lines] == ["10/25", "20/25", "25/25"], lines
+    assert all(" events/s  eta " in line and line.startswith("noise adapter step") for line in lines)
+    assert lines[-1].endswith("eta 0m00s")

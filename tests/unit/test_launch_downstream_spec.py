@@ -35,7 +35,7 @@ def ds_spec(tmp_path: Path, **extra) -> Path:
         "config_class": DS_CLASS,
         "depends_on": "pre",
         "runs_dir": str(tmp_path / "runs"),
-        "base": {"dataset": "data/x", "eval_split": "validation", "optim": {"steps": 7, "lr": 0.002}},
+        "base": {"dataset": "data/x", "eval_split": "val", "optim": {"steps": 7, "lr": 0.002}},
         "axes": {
             "backbone": {"runs_of": "pre", "plus": ["adapter_only"]},
             "task": ["pid", "tracking"],

@@ -91,7 +91,7 @@ def test_two_views_per_event_sit_together(dataset: Path) -> None:
     assert batch.n_events == 8 and batch.event_ids[0::2] == batch.event_ids[1::2]
     lengths = (batch.cu_seqlens[1:] - batch.cu_seqlens[:-1]).tolist()
     assert lengths[0::2] != lengths[1::2]  # different views, not copies
-    val = validation_batches(str(dataset), "validation", n_events=16, rank=0, world_size=1, source=src)
+    val = validation_batches(str(dataset), "val", n_events=16, rank=0, world_size=1, source=src)
     assert all(b.event_ids[0::2] == b.event_ids[1::2] for b in val) and sum(b.n_events for b in val) == 32
 
 
@@ -107,7 +107,7 @@ def test_tiny_contrastive_run_beats_chance(dataset: Path) -> None:
     src = _source(dataset, "contrastive")
     obj = src.objective
     base = obj.baseline_predictor(obj.fit_baselines([])["constant"])
-    val = validation_batches(str(dataset), "validation", n_events=16, rank=0, world_size=1, source=src)
+    val = validation_batches(str(dataset), "val", n_events=16, rank=0, world_size=1, source=src)
     chance = float(np.mean([float(obj.loss(base(b.features), b)) for b in val]))
     assert chance == pytest.approx(math.log(2 * 4 - 1), rel=1e-5)
     torch.manual_seed(0)
@@ -138,7 +138,7 @@ def test_supervised_uses_labels_and_beats_the_marginals(dataset: Path) -> None:
     event = next(iter(EventStream(dataset, "train", shuffle=False, epochs=1)))
     np.testing.assert_array_equal(samples[0].targets["pid"], event.pid[samples[0].perm])
     base = obj.baseline_predictor(obj.fit_baselines(samples)["marginal"])
-    val = validation_batches(str(dataset), "validation", n_events=16, rank=0, world_size=1, source=src)
+    val = validation_batches(str(dataset), "val", n_events=16, rank=0, world_size=1, source=src)
     marginal = float(np.mean([float(obj.loss(base(b.features), b)) for b in val]))
     torch.manual_seed(0)
     cfg = resolve_model_config(ModelConfig(name="tiny", chunk_size=64, n_freq=2))

@@ -130,7 +130,7 @@ def test_tiny_run_beats_the_marginal_token_entropy(dataset: Path) -> None:
     obj, src = _source(dataset, codebook_size=32)
     table = obj.fit_baselines(first_samples(str(dataset), "train", n_events=48, source=src))
     base = obj.baseline_predictor(table["marginal"])
-    val_samples = first_samples(str(dataset), "validation", n_events=12, source=src)
+    val_samples = first_samples(str(dataset), "val", n_events=12, source=src)
     val = [pack_samples(val_samples[i : i + 4]) for i in range(0, 12, 4)]
     entropy = float(np.mean([float(obj.loss(base(b.features), b)) for b in val]))
     model = _model(obj)

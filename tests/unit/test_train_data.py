@@ -35,7 +35,7 @@ def _source(root: Path, rank: int = 0, world: int = 1) -> BatchSource:
 
 def test_simulated_when_missing_and_error_when_not_allowed(dataset: Path, tmp_path: Path) -> None:
     manifest = read_manifest(dataset)
-    assert manifest["splits"]["train"]["n_events"] == 12 and manifest["splits"]["validation"]["n_events"] == 6
+    assert manifest["splits"]["train"]["n_events"] == 12 and manifest["splits"]["val"]["n_events"] == 6
     assert not list(dataset.parent.glob(".data.tmp-*"))  # written aside, renamed into place
     with pytest.raises(ConfigError, match="data.dataset_dir=.*simulate_if_missing.enabled=true"):
         ensure_dataset(DataConfig(dataset_dir=str(tmp_path / "none")))
@@ -57,12 +57,10 @@ def test_batches_resume_exactly_from_the_cursor_across_epochs(dataset: Path) -> 
 
 
 def test_validation_set_is_fixed_and_split_across_ranks(dataset: Path) -> None:
-    one = validation_batches(
-        str(dataset), "validation", n_events=4, rank=0, world_size=1, source=_source(dataset)
-    )
+    one = validation_batches(str(dataset), "val", n_events=4, rank=0, world_size=1, source=_source(dataset))
     ids = [i for b in one for i in b.event_ids]
     assert len(ids) == 4
-    parts = [validation_batches(str(dataset), "validation", n_events=4, rank=r, world_size=2,
+    parts = [validation_batches(str(dataset), "val", n_events=4, rank=r, world_size=2,
                                 source=_source(dataset, r, 2)) for r in range(2)]  # fmt: skip
     assert sorted(i for p in parts for b in p for i in b.event_ids) == sorted(ids)
 

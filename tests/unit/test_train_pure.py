@@ -119,6 +119,23 @@ def test_lr_schedule_cases() -> None:
     assert all(a >= b for a, b in zip(values, values[1:], strict=False))
 
 
+def test_wsd_and_constant_schedules() -> None:
+    kw = {"warmup_steps": 10, "total_steps": 110, "name": "wsd", "decay_fraction": 0.2}
+    assert lr_factor(0, **kw) == pytest.approx(0.1)  # the same warm-up
+    assert lr_factor(10, **kw) == lr_factor(87, **kw) == 1.0  # stable until the cooldown's first step, 88
+    assert lr_factor(88, **kw) == pytest.approx(1.0)
+    assert lr_factor(93, **kw) == pytest.approx(1 - math.sqrt(5 / 22))  # 1-sqrt cooldown (Hagele et al.)
+    assert lr_factor(109, **kw, min_ratio=0.1) == pytest.approx(0.1 + 0.9 * (1 - math.sqrt(21 / 22)))
+    assert lr_factor(110, **kw, min_ratio=0.1) == pytest.approx(0.1)
+    values = [lr_factor(s, **kw) for s in range(10, 111)]
+    assert all(a >= b for a, b in zip(values, values[1:], strict=False))
+    # a stable-phase step has the peak LR whatever the total: its checkpoint can be cooled down to any budget
+    assert lr_factor(50, **{**kw, "total_steps": 1000}) == lr_factor(50, **kw) == 1.0
+    assert lr_factor(500, warmup_steps=10, total_steps=110, name="constant") == 1.0
+    with pytest.raises(ValueError, match="schedule.name='linear'"):
+        lr_factor(50, warmup_steps=10, total_steps=110, name="linear")
+
+
 def test_group_multipliers_are_kept() -> None:
     lrs = group_lrs(2e-4, 0.5, [1.0, 0.125, 4.0])
     assert lrs == pytest.approx([1e-4, 1.25e-5, 4e-4])
@@ -167,5 +184,8 @@ def test_resolved_config_round_trips() -> None:
 def test_progress_line_shows_step_loss_throughput_eta() -> None:
     from scaling.train.loop import progress_line
 
-    line = progress_line(25, 100, 0.1234, 5000.0, 60.0)
-    assert line.startswith("step 25/100") and "0.1234" in line and "5,000 tok/s" in line and "3.0 min" in line
+    line = progress_line(25, 100, 0.1234, 5000.0, 180.0)
+    assert line == "step 25/100  loss 0.1234  5,000 tok/s  mfu -  eta 3m00s"
+    line = progress_line(25, 100, 0.1234, 5000.0, 3900.0, mfu=0.312, val_loss_ratio=1.0123)
+    assert line == "step 25/100  loss 0.1234  val_loss_ratio 1.012  5,000 tok/s  mfu 31.2%  eta 1h05m"
+    assert progress_line(1, 100, 0.5, 1.0, None).endswith("eta -")
