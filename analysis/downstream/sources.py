@@ -29,9 +29,15 @@ FEATURE_LAYERS = ("final", "prenorm")  # after the backbone's final RMSNorm, or 
 
 
 class _NoTargets:
-    """The objective slot of `prepare_event` when only the model's inputs are wanted (no targets)."""
+    """The objective slot of `prepare_event` when only the model's inputs are wanted: no augmentation (a
+    frozen backbone reads the event as it is), no labels, no targets."""
 
-    def build_targets(self, features01_sorted: np.ndarray) -> dict[str, np.ndarray]:
+    uses_labels = False
+
+    def augment(self, event: Event, rng: np.random.Generator | None) -> Event:
+        return event
+
+    def build_targets(self, features01_sorted: np.ndarray, **_: Any) -> dict[str, np.ndarray]:
         return {}
 
     def event_weight(self, targets: dict[str, np.ndarray]) -> float:
