@@ -26,11 +26,15 @@ class RawSource:
 
     width = 4
 
-    def __init__(self, stats: dict[str, Any]) -> None:
+    def __init__(
+        self, stats: dict[str, Any], energy: str = "standard", stem_width: int | None = None
+    ) -> None:
         from scaling.inputs.coordinates import Normalizer
 
-        self.normalizer = Normalizer.from_stats(stats)
-        self.key = "raw-" + hash_key(json.dumps(stats, sort_keys=True, default=str))
+        self.normalizer = Normalizer.from_stats(stats, energy=energy)
+        self.stem_width = stem_width  # AdapterOnly beside a backbone: the stem as wide as the backbone
+        extra = () if energy == "standard" else (energy,)
+        self.key = "raw-" + hash_key(json.dumps(stats, sort_keys=True, default=str), *extra)
 
     def extract(self, events: list[Event]) -> list[np.ndarray]:
         return [np.asarray(self.normalizer.features(ev.points), dtype=np.float32) for ev in events]
@@ -60,8 +64,23 @@ def backbone_width(train_cfg: Any) -> int:
     return int(resolve_model_config(train_cfg.model).width)
 
 
+def backbone_depth(train_cfg: Any) -> int:
+    """n_layers of a pretraining config (a named model's depth filled in)."""
+    from scaling.model import resolve_model_config
+
+    return int(resolve_model_config(train_cfg.model).n_layers)
+
+
+def input_normalizer(train_cfg: Any, stats: dict[str, Any]) -> Any:
+    """The backbone's own input normalisation (its energy feature: standard or log), from its config."""
+    from scaling.inputs.coordinates import Normalizer
+
+    return Normalizer.from_stats(stats, energy=str(getattr(train_cfg.data, "energy_feature", "standard")))
+
+
 class BackboneSource:
-    """Features of a frozen pretrained backbone (after its final norm, before the pretraining head).
+    """Features of a frozen pretrained backbone: by default after its final norm, before the pretraining head;
+    `layers` picks others (analysis.downstream.inputs: prenorm, layer indices, all layers for a mix).
 
     Built with `load`, the weights are read only when features must be computed (a cache hit never loads
     them); the backbone is put in eval mode with `requires_grad_(False)` and only ever run under no_grad.
@@ -74,17 +93,24 @@ class BackboneSource:
         stats: dict[str, Any],
         key: str,
         checkpoint: tuple[str | Path, int | None] | None = None,
+        layers: str = "last",
     ) -> None:
-        from scaling.inputs.coordinates import Normalizer
+        from analysis.downstream.inputs import parse_layers
 
         self._model = None if model is None else model.eval().requires_grad_(False)
         self.checkpoint = checkpoint
         self.train_cfg = train_cfg
         self.stats = stats
         self.order = _serialization_order(train_cfg)
-        self.normalizer = Normalizer.from_stats(stats)
-        self.width = backbone_width(train_cfg)
-        self.key = key
+        self.normalizer = input_normalizer(train_cfg, stats)
+        self.layers = parse_layers(layers, backbone_depth(train_cfg))
+        self.width = backbone_width(train_cfg) * self.layers.n_blocks(backbone_depth(train_cfg))
+        # what is read (and how inputs are normalised) is part of the cache key, beside the checkpoint's
+        self.key = (
+            key
+            if layers == "last" and self.normalizer.energy == "standard"
+            else (f"{key}-{hash_key(layers, self.normalizer.energy)}")
+        )
 
     @property
     def model(self) -> torch.nn.Module:
@@ -107,6 +133,7 @@ class BackboneSource:
         *,
         expect_width: int | None = None,
         expect_objective: str | None = None,
+        layers: str = "last",
     ) -> BackboneSource:
         """Check a checkpoint's config (width, objective) against what the run expects; weights come later."""
         import yaml
@@ -130,10 +157,11 @@ class BackboneSource:
                 f"{path}: backbone was pretrained with objective {objective!r}, the downstream config "
                 f"expects {expect_objective!r}; point backbone= at the right checkpoint"
             )
-        return cls(None, train_cfg, stats, key, checkpoint=(path, step))
+        return cls(None, train_cfg, stats, key, checkpoint=(path, step), layers=layers)
 
     @torch.no_grad()
     def extract(self, events: list[Event]) -> list[np.ndarray]:
+        from analysis.downstream.inputs import layer_features
         from scaling.inputs.serialization import serialize
 
         feats, perms = [], []
@@ -150,7 +178,8 @@ class BackboneSource:
             torch.arange(len(events), dtype=torch.int32), torch.tensor(lengths)
         )[None]  # [1, T]
         device = next(self.model.parameters()).device
-        h = self.model.backbone_features(x.to(device), seq_idx.to(device))[0].float().cpu().numpy()  # [T, w]
+        h = layer_features(self.model, x.to(device), seq_idx.to(device), self.layers)
+        h = h[0].float().cpu().numpy()  # [T, width]
         bounds = np.cumsum([0, *lengths])
         return [
             unpermute(h[bounds[i] : bounds[i + 1]], perms[i]) for i in range(len(events))
