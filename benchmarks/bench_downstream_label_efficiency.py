@@ -111,12 +111,12 @@ def write_spec(root: Path, mode: dict, backbone: Path, dataset: Path, args: argp
     return path
 
 
-def checks(runs: list[dict]) -> list[str]:
+def checks(runs: list[dict], metrics: dict[str, str]) -> list[str]:
     """The study's claims, each with its numbers: frozen vs AdapterOnly at the smallest budget (> 2 std),
     and finetune >= scratch at every budget (means over seeds)."""
     vals: dict[tuple, list[float]] = defaultdict(list)
     for r in runs:
-        v = r["metrics"].get(HEADLINE[r["task"]])
+        v = r["metrics"].get(metrics[r["task"]])
         vals[(r["task"], r.get("regime"), r["n_train_events"])].append(np.nan if v is None else float(v))
     out = []
     for task in sorted({k[0] for k in vals}):
@@ -125,11 +125,11 @@ def checks(runs: list[dict]) -> list[str]:
         spread = 2 * max(np.nanstd(fm), np.nanstd(ao))
         diff = np.nanmean(fm) - np.nanmean(ao)
         ok = "holds" if diff > spread else "does NOT hold"
-        out.append(f"{task}: frozen - AdapterOnly at {budgets[0]} labels = {diff:+.3f} "
+        out.append(f"{task} {metrics[task]}: frozen - AdapterOnly at {budgets[0]} labels = {diff:+.3f} "
                    f"(2 std = {spread:.3f}): {ok}")  # fmt: skip
         for b in budgets:
             ft, sc = (np.nanmean(vals[(task, g, b)]) for g in ("finetune", "scratch"))
-            out.append(f"{task}: finetune {ft:.3f} vs scratch {sc:.3f} at {b} labels: "
+            out.append(f"{task} {metrics[task]}: finetune {ft:.3f} vs scratch {sc:.3f} at {b} labels: "
                        f"{'holds' if ft >= sc else 'does NOT hold'}")  # fmt: skip
     return out
 
@@ -177,8 +177,11 @@ def main() -> int:
     runs = [r for r in collect_runs(root / "downstream") if r.get("regime")]
     print(f"\nbackbone {backbone}; budgets {mode['budgets']}; seeds {mode['seeds']}; "
           f"{args.n_eval} test events ({args.eval_split})\n")  # fmt: skip
+    recall = {"pid": "macro_recall", "noise": "macro_recall", "tracking": "efficiency"}
     print(ratio_table(runs))
-    print("\n".join(["checks:", *checks(runs), "", "throughput:", *throughput(runs)]))
+    print(ratio_table(runs, recall))
+    lines = ["checks:", *checks(runs, HEADLINE), *checks(runs, recall), "", "throughput:", *throughput(runs)]
+    print("\n".join(lines))
     print(f"\nwall {time.perf_counter() - t0:.0f} s; runs in {root / 'downstream'}")
     return 0
 

@@ -83,8 +83,8 @@ def _mean_std(values: list[float]) -> tuple[float, float]:
     return float(a.mean()), float(a.std()) if a.size > 1 else 0.0
 
 
-def _value(r: dict[str, Any]) -> float:
-    v = r["metrics"].get(HEADLINE[r["task"]])
+def _value(r: dict[str, Any], metric: str | None = None) -> float:
+    v = r["metrics"].get(metric or HEADLINE[r["task"]])
     return float("nan") if v is None else float(v)
 
 
@@ -102,11 +102,13 @@ def _largest_backbone(runs: list[dict[str, Any]]) -> str | None:
     return max(sized, key=lambda r: r["backbone_size"])["backbone"] if sized else None
 
 
-def _series(rows: list[dict[str, Any]], key: str) -> dict[str, list[tuple[float, float, float, int]]]:
+def _series(
+    rows: list[dict[str, Any]], key: str, metric: str | None = None
+) -> dict[str, list[tuple[float, float, float, int]]]:
     """variant -> sorted [(x, mean, std, n_seeds)] with x = the row field `key`, over seeds."""
     vals: dict[tuple[str, float], list[float]] = defaultdict(list)
     for r in rows:
-        vals[(r["variant"], float(r[key]))].append(_value(r))
+        vals[(r["variant"], float(r[key]))].append(_value(r, metric))
     out: dict[str, list[tuple[float, float, float, int]]] = defaultdict(list)
     for (name, x), v in sorted(vals.items()):
         out[name].append((x, *_mean_std(v), len(v)))
@@ -194,17 +196,23 @@ def _on_largest(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [r for r in rows if r["backbone"] in (big, ADAPTER_ONLY)]
 
 
-def ratio_table(runs: list[dict[str, Any]]) -> str | None:
+def ratio_table(runs: list[dict[str, Any]], metrics: dict[str, str] | None = None) -> str | None:
     """Per task and label budget on the largest backbone: every regime's mean +- std over seeds and the
-    frozen FM / AdapterOnly ratio (the paper's headline comparison; 2.9x at Figure 5b's smallest budget)."""
+    frozen FM / AdapterOnly ratio (the paper's headline comparison; 2.9x at Figure 5b's smallest budget).
+    `metrics` replaces a task's headline (e.g. {"noise": "macro_recall"})."""
+    metrics = {**HEADLINE, **(metrics or {})}
     lines = []
     for task in HEADLINE:
         rows = _on_largest([r for r in runs if r["task"] == task])
         if not rows:
             continue
         names = sorted({r["variant"] for r in rows}, key=_variant_order)
-        table = _series(rows, "n_train_events")
-        head = f"| {task}: labelled events | " + " | ".join(names) + " | frozen FM / AdapterOnly |"
+        table = _series(rows, "n_train_events", metrics[task])
+        head = (
+            f"| {task} {metrics[task]}: labelled events | "
+            + " | ".join(names)
+            + " | frozen FM / AdapterOnly |"
+        )
         lines += [head, "|---" * (len(names) + 2) + "|"]
         for budget in sorted({r["n_train_events"] for r in rows}):
             cell = {n: next((p for p in table[n] if p[0] == budget), None) for n in names}
@@ -217,8 +225,7 @@ def ratio_table(runs: list[dict[str, Any]]) -> str | None:
         return None
     return (
         "### What pretraining buys: regimes by label budget (largest backbone)\n\n"
-        "Headline metric (accuracy, or pooled ARI for tracking), mean ± std over seeds (n = seeds).\n\n"
-        + "\n".join(lines)
+        "Mean ± std over seeds (n = seeds) of the metric named in each header.\n\n" + "\n".join(lines)
     )
 
 
