@@ -3,7 +3,10 @@
 Documented behaviour on bad input (each a `ValueError` with one line naming the thing and the fix):
 - a label budget (or test size) larger than its split: error, never silently fewer events;
 - a split whose events carry no track labels (every track_id = -1, as in unlabelled pretraining data): error;
-- a backbone of another width or objective than `expect_width` / `expect_objective`: error;
+- a backbone of another width or objective than `expect_width` / `expect_objective` (frozen, finetune,
+  scratch alike): error;
+- `regime=finetune` or `scratch` with `backbone=adapter_only`: error at config load (it needs a backbone);
+- `layers=` naming a layer index the backbone lacks: error naming the valid range;
 - events with no true track are kept: for classification they are ordinary points, for tracking every query
   learns "no object" there and `tracking_metrics` counts them in `n_events_without_tracks`.
 """
