@@ -24,7 +24,7 @@ Measured here (--quick, 2 shared cores under heavy load, 41 min): backbone width
   too few noise points); at 300: 0.635 ± 0.019 / 0.635 ± 0.014 / 0.657 ± 0.019 / 0.650 ± 0.026.
 None of the study's claims holds at this scale: frozen beats AdapterOnly by 0.010 at 10 labels (2 std 0.016),
 and finetune < scratch at 300 labels (0.788 vs 0.807). Adapter events/s: AdapterOnly 29, frozen 9.5,
-finetune 3.6, scratch 3.2; metric time 0.01 s (0.1 s with the backbone in the network) per 1000 events.
+finetune 3.6, scratch 3.2; metric time 0.01-0.1 s per 1000 events (the spread is the machine's load).
 Regimes: frozen (cached features of the fixed backbone), finetune (backbone trained too, at 0.1 x the adapter
 LR, muP groups), scratch (same network, random init), adapter_only (linear stem on the raw inputs, as wide as
 the backbone). Budgets are nested prefixes of the train split; the test split is the same for every run.
