@@ -3,6 +3,8 @@
     python -m analysis.downstream --run-dir runs/ds/pid-m3-1000-s0 \
         backbone=runs/model-scaling/m3 task=pid n_train_events=1000 seed=0 dataset=data/sim
     python -m analysis.downstream --run-dir runs/ds/pid-ao-1000-s0 backbone=adapter_only task=pid ...
+    python -m analysis.downstream --run-dir runs/ds/pid-m3-ft-1000-s0 backbone=runs/model-scaling/m3 \
+        regime=finetune layers=prenorm task=pid ...        # regimes: frozen, finetune, scratch, adapter_only
 
 Keys are the fields of `DownstreamConfig` (`--help-keys` lists them). Exit codes follow the trainer's:
 0 completed, 2 configuration or input error (deterministic: do not resubmit), 4 failed at run time.

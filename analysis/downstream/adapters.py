@@ -43,12 +43,18 @@ class AdapterConfig:
     n_decoder_layers: int = doc("decoder layers L refining the queries", default=3)
     mask_eps: float = doc("eps of the attention mask log(p + eps) from the previous layer", default=1e-4)
     min_track_points: int = doc("true tracks with fewer points are not targets", default=3)
+    query_init_std: float = doc(
+        "std of the learnable query embeddings at initialisation (Mask2Former: nn.Embedding, N(0, 1))",
+        default=1.0,
+    )
 
     def __post_init__(self) -> None:
         if self.d_proj <= 0 or self.d_proj % self.n_heads:
             raise ValueError(f"adapter.d_proj={self.d_proj} must be positive and divisible by n_heads")
         if self.depth < 0 or self.n_decoder_layers < 1 or self.n_queries < 1:
             raise ValueError("adapter.depth must be >= 0, n_decoder_layers and n_queries >= 1")
+        if not self.query_init_std > 0:
+            raise ValueError(f"adapter.query_init_std={self.query_init_std} must be positive")
         if self.loss not in ("ce", "weighted_ce", "focal"):
             raise ValueError(f"adapter.loss must be ce, weighted_ce or focal, got {self.loss!r}")
 
@@ -112,8 +118,10 @@ class TrackFinder(nn.Module):
         self.proj = nn.Linear(d_in, d)
         self.encoder = _point_encoder(cfg)
         self.point_embed = _mlp(d, cfg.mlp_hidden, d)  # e_i
-        self.query_feat = nn.Parameter(torch.randn(cfg.n_queries, d) * 0.02)
-        self.query_pos = nn.Parameter(torch.randn(cfg.n_queries, d) * 0.02)
+        # Queries start distinct (N(0, 1) as Mask2Former's nn.Embedding): at 0.02 * randn every query sees
+        # nearly the same attention and one of them wins every point (ARI 0.35 -> 0.46 in a short run).
+        self.query_feat = nn.Parameter(torch.randn(cfg.n_queries, d) * cfg.query_init_std)
+        self.query_pos = nn.Parameter(torch.randn(cfg.n_queries, d) * cfg.query_init_std)
         self.layers = nn.ModuleList([DecoderLayer(cfg) for _ in range(cfg.n_decoder_layers)])
         self.out_norm = nn.LayerNorm(d)
         self.class_head = nn.Linear(d, 1)  # track vs no object

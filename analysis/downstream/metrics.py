@@ -177,6 +177,9 @@ def tracking_metrics(
         "n_true_matched": int(true_matched[eligible].sum()),
         "n_pred_tracks": int(pred_counted.sum()),
         "n_pred_matched": int(pred_matched[pred_counted].sum()),
+        # per event with at least one true track: a collapsed finder predicts ~1 whatever the truth holds
+        "pred_tracks_per_event": _ratio(pred_counted.sum(), n_ev),
+        "true_tracks_per_event": _ratio(eligible.sum(), n_ev),
         "min_points": int(min_points),
         "selection": selection,
     }

@@ -3,7 +3,10 @@
 Documented behaviour on bad input (each a `ValueError` with one line naming the thing and the fix):
 - a label budget (or test size) larger than its split: error, never silently fewer events;
 - a split whose events carry no track labels (every track_id = -1, as in unlabelled pretraining data): error;
-- a backbone of another width or objective than `expect_width` / `expect_objective`: error;
+- a backbone of another width or objective than `expect_width` / `expect_objective` (frozen, finetune,
+  scratch alike): error;
+- `regime=finetune` or `scratch` with `backbone=adapter_only`: error at config load (it needs a backbone);
+- `layers=` naming a layer index the backbone lacks: error naming the valid range;
 - events with no true track are kept: for classification they are ordinary points, for tracking every query
   learns "no object" there and `tracking_metrics` counts them in `n_events_without_tracks`.
 """
@@ -23,12 +26,12 @@ import numpy as np
 import torch
 
 from analysis.downstream.features import LabelledSplit, load_or_extract
-from analysis.downstream.sources import BackboneSource, RawSource
+from analysis.downstream.sources import BackboneSource, RawSource, backbone_width
 from analysis.downstream.train import (
     ADAPTER_ONLY,
     DownstreamConfig,
-    build_run_model,
     predict,
+    run_regime,
     score,
     train_adapter,
 )
@@ -85,17 +88,26 @@ def check_labels(data: LabelledSplit, task: str, split: str, dataset: str) -> No
         )
 
 
-def _source(cfg: DownstreamConfig, stats: dict[str, Any]) -> RawSource | BackboneSource:
-    if cfg.backbone == ADAPTER_ONLY:
+def _source(cfg: DownstreamConfig, stats: dict[str, Any]) -> Any:
+    """What the run's training reads: raw inputs (AdapterOnly), cached frozen features, or raw inputs with
+    their serialisation rank for a trainable backbone (finetune, scratch). A backbone's config is checked
+    (width, objective, layer indices) before anything is computed."""
+    from analysis.downstream.regimes import RankedRawSource
+
+    regime = run_regime(cfg)
+    if regime == ADAPTER_ONLY and cfg.backbone == ADAPTER_ONLY:
         return RawSource(stats)
-    return BackboneSource.load(
-        cfg.backbone, cfg.step, stats,
+    bb = BackboneSource.load(
+        cfg.backbone, cfg.step, stats, layers=cfg.layers,
         expect_width=cfg.expect_width, expect_objective=cfg.expect_objective,
     )  # fmt: skip
+    if regime == ADAPTER_ONLY:  # the baseline at this backbone's width and input normalisation
+        return RawSource(stats, energy=bb.normalizer.energy, stem_width=backbone_width(bb.train_cfg))
+    return bb if regime == "frozen" else RankedRawSource(bb.train_cfg, stats)
 
 
-def load_splits(cfg: DownstreamConfig) -> tuple[LabelledSplit, LabelledSplit, int]:
-    """(train prefix, test prefix, feature width), through the cache."""
+def load_splits(cfg: DownstreamConfig) -> tuple[LabelledSplit, LabelledSplit, Any]:
+    """(train prefix, test prefix, feature source), through the cache."""
     from scaling.data.shards import read_manifest
 
     manifest = read_manifest(cfg.dataset)
@@ -113,7 +125,7 @@ def load_splits(cfg: DownstreamConfig) -> tuple[LabelledSplit, LabelledSplit, in
         )
         check_labels(data, cfg.task, split, cfg.dataset)
         out.append(data)
-    return out[0], out[1], source.width
+    return out[0], out[1], source
 
 
 def save_predictions(path: Path, data: LabelledSplit, preds: list[np.ndarray], n: int) -> None:
@@ -149,8 +161,10 @@ def run_downstream(cfg: DownstreamConfig, out_dir: Path) -> dict[str, Any]:
     _status(out_dir, "running")
     t0 = time.perf_counter()
     try:
-        train, test, width = load_splits(cfg)
-        return run_on_splits(cfg, out_dir, train, test, width, feature_s=time.perf_counter() - t0)
+        train, test, source = load_splits(cfg)
+        return run_on_splits(
+            cfg, out_dir, train, test, source.width, feature_s=time.perf_counter() - t0, source=source
+        )
     except (ValueError, RuntimeError) as err:
         _status(out_dir, "failed", reason=str(err), exit_code=2 if isinstance(err, ValueError) else 4)
         raise
@@ -163,20 +177,31 @@ def run_on_splits(
     test: LabelledSplit,
     width: int,
     feature_s: float = 0.0,
+    source: Any = None,
 ) -> dict[str, Any]:
-    """The part of a run after feature extraction: train, predict, score, write the run directory."""
+    """The part of a run after feature extraction: train, predict, score, write the run directory
+    (`input_stats.json`: the training-split statistics the adapter's inputs are standardised with)."""
+    from analysis.downstream.regimes import build_regime_model
+
     out_dir.mkdir(parents=True, exist_ok=True)
-    model = build_run_model(cfg, width)
-    n_params = sum(p.numel() for p in model.parameters())
+    model, input_stats = build_regime_model(cfg, width, train, source)
+    write_json_atomic(out_dir / "input_stats.json", input_stats)
+    adapter = getattr(model, "adapter", model)  # a trainable backbone is not counted as adapter
+    n_params = sum(p.numel() for p in adapter.parameters())
+    n_trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     fit = train_adapter(model, train, cfg)
     preds = predict(model, test, cfg)
     metrics = score(preds, test, cfg)
     result = {
         "task": cfg.task,
         "backbone": cfg.backbone,
+        "regime": run_regime(cfg),
+        "layers": cfg.layers,
+        "standardize": cfg.standardize,
         "step": cfg.step,
         "feature_width": width,
         "adapter_params": int(n_params),
+        "trainable_params": int(n_trainable),
         "n_train_events": len(train),
         "n_eval_events": len(test),
         "seed": cfg.seed,

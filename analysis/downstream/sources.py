@@ -25,9 +25,6 @@ from scaling.data.schema import Event
 log = logging.getLogger(__name__)
 
 
-FEATURE_LAYERS = ("final", "prenorm")  # after the backbone's final RMSNorm, or the residual stream before it
-
-
 class _NoTargets:
     """The objective slot of `prepare_event` when only the model's inputs are wanted: no augmentation (a
     frozen backbone reads the event as it is), no labels, no targets."""
@@ -60,15 +57,25 @@ class RawSource:
 
     width = 4
 
-    def __init__(self, stats: dict[str, Any], data_cfg: Any = None) -> None:
+    def __init__(
+        self,
+        stats: dict[str, Any],
+        data_cfg: Any = None,
+        *,
+        energy: str = "standard",
+        stem_width: int | None = None,
+    ) -> None:
         from scaling.inputs.coordinates import Normalizer
         from scaling.train.batches import build_normalizer
 
-        default = data_cfg is None
-        self.normalizer = Normalizer.from_stats(stats) if default else build_normalizer(data_cfg, stats)
-        energy = "standard" if data_cfg is None else data_cfg.energy_feature
-        key = hash_key(json.dumps(stats, sort_keys=True, default=str))
-        self.key = "raw-" + (key if energy == "standard" else f"{key}-{energy}")
+        if data_cfg is not None:  # a run's own input options
+            self.normalizer = build_normalizer(data_cfg, stats)
+            energy = data_cfg.energy_feature
+        else:
+            self.normalizer = Normalizer.from_stats(stats, energy=energy)
+        self.stem_width = stem_width  # AdapterOnly beside a backbone: the stem as wide as the backbone
+        extra = () if energy == "standard" else (energy,)
+        self.key = "raw-" + hash_key(json.dumps(stats, sort_keys=True, default=str), *extra)
 
     def extract(self, events: list[Event]) -> list[np.ndarray]:
         return [unpermute(*model_inputs(ev, self.normalizer, "raster")) for ev in events]
@@ -98,9 +105,23 @@ def backbone_width(train_cfg: Any) -> int:
     return int(resolve_model_config(train_cfg.model).width)
 
 
+def backbone_depth(train_cfg: Any) -> int:
+    """n_layers of a pretraining config (a named model's depth filled in)."""
+    from scaling.model import resolve_model_config
+
+    return int(resolve_model_config(train_cfg.model).n_layers)
+
+
+def input_normalizer(train_cfg: Any, stats: dict[str, Any]) -> Any:
+    """The backbone's own input normalisation (its input options, e.g. the energy feature), as its trainer."""
+    from scaling.train.batches import build_normalizer
+
+    return build_normalizer(train_cfg.data, stats)
+
+
 class BackboneSource:
-    """Features of a frozen pretrained backbone (after its final norm, before the pretraining head; or, with
-    `layer="prenorm"`, the residual stream before that norm).
+    """Features of a frozen pretrained backbone: by default after its final norm, before the pretraining head;
+    `layers` picks others (analysis.downstream.inputs: prenorm, layer indices, all layers for a mix).
 
     Built with `load`, the weights are read only when features must be computed (a cache hit never loads
     them); the backbone is put in eval mode with `requires_grad_(False)` and only ever run under no_grad.
@@ -114,23 +135,24 @@ class BackboneSource:
         stats: dict[str, Any],
         key: str,
         checkpoint: tuple[str | Path, int | None] | None = None,
-        layer: str = "final",
+        layers: str = "last",
     ) -> None:
-        from scaling.train.batches import build_normalizer
+        from analysis.downstream.inputs import parse_layers
 
-        if layer not in FEATURE_LAYERS:
-            raise ValueError(f"layer={layer!r}: use one of {', '.join(FEATURE_LAYERS)}")
-        self.layer = layer
-        if layer != "final":  # the post-norm cache key stays what the downstream caches already use
-            key = f"{key}-{layer}"
         self._model = None if model is None else model.eval().requires_grad_(False)
         self.checkpoint = checkpoint
         self.train_cfg = train_cfg
         self.stats = stats
         self.order = _serialization_order(train_cfg)
-        self.normalizer = build_normalizer(train_cfg.data, stats)  # the run's own input options
-        self.width = backbone_width(train_cfg)
-        self.key = key
+        self.normalizer = input_normalizer(train_cfg, stats)
+        self.layers = parse_layers(layers, backbone_depth(train_cfg))
+        self.width = backbone_width(train_cfg) * self.layers.n_blocks(backbone_depth(train_cfg))
+        # what is read (and how inputs are normalised) is part of the cache key, beside the checkpoint's
+        self.key = (
+            key
+            if layers == "last" and self.normalizer.energy == "standard"
+            else (f"{key}-{hash_key(layers, self.normalizer.energy)}")
+        )
 
     @property
     def model(self) -> torch.nn.Module:
@@ -153,7 +175,7 @@ class BackboneSource:
         *,
         expect_width: int | None = None,
         expect_objective: str | None = None,
-        layer: str = "final",
+        layers: str = "last",
     ) -> BackboneSource:
         """Check a checkpoint's config (width, objective) against what the run expects; weights come later."""
         import yaml
@@ -177,10 +199,10 @@ class BackboneSource:
                 f"{path}: backbone was pretrained with objective {objective!r}, the downstream config "
                 f"expects {expect_objective!r}; point backbone= at the right checkpoint"
             )
-        return cls(None, train_cfg, stats, key, checkpoint=(path, step), layer=layer)
+        return cls(None, train_cfg, stats, key, checkpoint=(path, step), layers=layers)
 
     @classmethod
-    def random_init(cls, train_cfg: Any, stats: dict[str, Any], *, layer: str = "final") -> BackboneSource:
+    def random_init(cls, train_cfg: Any, stats: dict[str, Any], *, layers: str = "last") -> BackboneSource:
         """The run's network as the trainer initialises it (its config and seed), with no training."""
         from scaling.model import build_model
         from scaling.objectives import build_objective
@@ -191,10 +213,12 @@ class BackboneSource:
         model = model.to("cuda" if torch.cuda.is_available() else "cpu")  # as `model` places a checkpoint
         key = "init-" + hash_key(json.dumps(dataclasses.asdict(train_cfg.model), sort_keys=True, default=str),
                                  train_cfg.seed)  # fmt: skip
-        return cls(model, train_cfg, stats, key, layer=layer)
+        return cls(model, train_cfg, stats, key, layers=layers)
 
     @torch.no_grad()
     def extract(self, events: list[Event]) -> list[np.ndarray]:
+        from analysis.downstream.inputs import layer_features
+
         feats, perms = [], []
         for ev in events:
             f, perm = model_inputs(ev, self.normalizer, self.order)  # (n, 4) serialised, (n,)
@@ -207,9 +231,8 @@ class BackboneSource:
             torch.arange(len(events), dtype=torch.int32), torch.tensor(lengths)
         )[None]  # [1, T]
         device = next(self.model.parameters()).device
-        final = self.layer == "final"
-        h = self.model.backbone_features(x.to(device), seq_idx.to(device), final_norm=final)  # [1, T, w]
-        h = h[0].float().cpu().numpy()  # [T, w]
+        h = layer_features(self.model, x.to(device), seq_idx.to(device), self.layers)
+        h = h[0].float().cpu().numpy()  # [T, width]
         bounds = np.cumsum([0, *lengths])
         return [
             unpermute(h[bounds[i] : bounds[i + 1]], perms[i]) for i in range(len(events))

@@ -28,6 +28,7 @@ from analysis.downstream.adapters import (
     classification_loss,
 )
 from analysis.downstream.features import LabelledSplit
+from analysis.downstream.inputs import InputAdapter, parse_layers
 from analysis.downstream.matching import SetLossWeights, event_set_loss, track_targets
 from analysis.downstream.metrics import classification_metrics, tracking_metrics
 from scaling.config import doc
@@ -36,6 +37,13 @@ from scaling.train.loop import format_duration
 
 log = logging.getLogger(__name__)
 ADAPTER_ONLY = "adapter_only"
+REGIMES = ("frozen", "finetune", "scratch", ADAPTER_ONLY)
+
+
+def run_regime(cfg: DownstreamConfig) -> str:
+    """The regime a config runs: `backbone=adapter_only` runs AdapterOnly (the default `frozen` has nothing to
+    freeze there; `finetune` and `scratch` are refused when the config is built)."""
+    return ADAPTER_ONLY if cfg.backbone == ADAPTER_ONLY else cfg.regime
 
 
 @dataclass(kw_only=True)
@@ -63,6 +71,24 @@ class DownstreamConfig:
     """A downstream run: backbone x task x label budget x seed."""
 
     backbone: str = doc("training run dir or checkpoint step folder, or 'adapter_only'", default=ADAPTER_ONLY)
+    regime: str = doc(
+        "frozen (features of the fixed backbone), finetune (backbone trained too, at backbone_lr_ratio), "
+        "scratch (the same network from random initialisation) or adapter_only (linear stem on raw inputs; "
+        "with a backbone, the stem is as wide as it)",
+        default="frozen",
+    )
+    layers: str = doc(
+        "backbone layers the adapter reads: last (after the final norm), prenorm, mix (learned weights over "
+        "all layers) or indices such as '0,2,4' (concatenated; 0 = embedding)",
+        default="last",
+    )
+    standardize: bool = doc(
+        "shift and scale every adapter input dimension by its training-split mean and std (input_stats.json)",
+        default=True,
+    )
+    backbone_lr_ratio: float = doc(
+        "finetune / scratch: backbone learning rate as a fraction of optim.lr (muP groups kept)", default=0.1
+    )
     step: int | None = doc("checkpoint step (default: the latest complete one)", default=None)
     stem_width: int = doc("AdapterOnly: width of the learnable linear stem on raw inputs", default=64)
     expect_width: int | None = doc("fail unless the backbone has this width (sweep safety)", default=None)
@@ -88,6 +114,16 @@ class DownstreamConfig:
     )
 
     def __post_init__(self) -> None:
+        if self.regime not in REGIMES:
+            raise ValueError(f"regime must be one of {', '.join(REGIMES)}, got {self.regime!r}")
+        if self.regime in ("finetune", "scratch") and self.backbone == ADAPTER_ONLY:
+            raise ValueError(
+                f"regime={self.regime} needs a backbone but backbone=adapter_only; "
+                "set backbone=<pretraining run dir> or regime=adapter_only"
+            )
+        parse_layers(self.layers)  # the syntax now; indices against the backbone's depth when it is read
+        if not self.backbone_lr_ratio > 0:
+            raise ValueError(f"backbone_lr_ratio={self.backbone_lr_ratio} must be positive")
         if self.task not in ("pid", "noise", "tracking"):
             raise ValueError(f"task must be pid, noise or tracking, got {self.task!r}")
         if self.n_train_events < 1 or self.n_eval_events < 1:
@@ -174,7 +210,7 @@ def adapter_progress_line(step: int, cfg: DownstreamConfig, losses: list[float],
 def train_adapter(model: torch.nn.Module, data: LabelledSplit, cfg: DownstreamConfig) -> dict[str, Any]:
     """Train `model` on `data`; returns loss curve ends and throughput (events/s, without feature time)."""
     gen = torch.Generator().manual_seed(cfg.seed)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay)
+    opt = torch.optim.AdamW(param_groups(model, cfg), lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: _lr_at(s, cfg.optim))
     weights = None
     if cfg.task != "tracking" and cfg.adapter.loss != "ce":
@@ -249,9 +285,20 @@ def score(preds: list[np.ndarray], data: LabelledSplit, cfg: DownstreamConfig) -
     return m
 
 
-def build_run_model(cfg: DownstreamConfig, d_in: int) -> torch.nn.Module:
-    """The adapter for this run: on backbone features, or AdapterOnly with its linear stem on raw inputs."""
+def param_groups(model: torch.nn.Module, cfg: DownstreamConfig) -> list[dict[str, Any]]:
+    """Optimizer groups: the model's own (a trainable backbone's muP groups) or one group of them all."""
+    if hasattr(model, "param_groups"):
+        return model.param_groups(cfg.optim.lr, cfg.optim.weight_decay, cfg.backbone_lr_ratio)
+    return [{"params": [p for p in model.parameters() if p.requires_grad]}]
+
+
+def build_run_model(
+    cfg: DownstreamConfig, d_in: int, n_mix: int = 1, stem: int | None = None
+) -> torch.nn.Module:
+    """The adapter for this run behind its input standardisation: on backbone features (`n_mix` > 1: a learned
+    mix of that many layers, each d_in / n_mix wide), or AdapterOnly with its linear stem on raw inputs
+    (`stem` wide, default cfg.stem_width)."""
     torch.manual_seed(cfg.seed)
-    stem = cfg.stem_width if cfg.backbone == ADAPTER_ONLY else None
-    model = build_adapter(cfg.task, d_in, cfg.adapter, raw_stem_width=stem)
-    return model.to(resolve_device(cfg.device))
+    stem = (stem or cfg.stem_width) if run_regime(cfg) == ADAPTER_ONLY else None
+    head = build_adapter(cfg.task, d_in // n_mix, cfg.adapter, raw_stem_width=stem)
+    return InputAdapter(head, d_in, n_mix).to(resolve_device(cfg.device))

@@ -241,8 +241,8 @@ def fit_probes(
 def build_sources(run_dir: Path, train_cfg: Any, stats: dict[str, Any]) -> dict[str, Any]:
     """The extracted sources; backbone_final_norm is derived from the backbone's pre-norm features."""
     return {
-        "backbone": BackboneSource.load(run_dir, None, stats, layer="prenorm"),
-        "random_init": BackboneSource.random_init(train_cfg, stats, layer="prenorm"),
+        "backbone": BackboneSource.load(run_dir, None, stats, layers="prenorm"),
+        "random_init": BackboneSource.random_init(train_cfg, stats, layers="prenorm"),
         "raw": RawSource(stats, train_cfg.data),
     }
 

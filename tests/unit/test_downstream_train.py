@@ -91,8 +91,8 @@ def test_adapter_only_model_has_stem_and_same_head() -> None:
     frozen = build_run_model(DownstreamConfig(backbone="runs/x", task="noise", adapter=cfg.adapter), 64)
     only = build_run_model(DownstreamConfig(task="noise", stem_width=64, adapter=cfg.adapter), 4)
     head_params = sum(p.numel() for p in frozen.parameters())
-    assert sum(p.numel() for p in only.head.parameters()) == head_params  # equal adapter size
-    assert only.stem.in_features == 4
+    assert sum(p.numel() for p in only.head.head.parameters()) == head_params  # equal adapter size
+    assert only.head.stem.in_features == 4
 
 
 def test_bad_inputs_are_clear_errors() -> None:

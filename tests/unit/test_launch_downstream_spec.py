@@ -151,3 +151,24 @@ def test_started_run_with_changed_config_is_reported(tmp_path: Path) -> None:
         (run_dir / "status.json").write_text(json.dumps({"state": state, "job_ids": []}))
     changed, _ = config_changes(sweep_dir, plans, str(path))
     assert changed == {done.name: ["optim.lr"]}  # a never-started run just gets the new config
+
+
+def test_cpu_study_downstream_spans_30x_every_regime_three_seeds_every_backbone(tmp_path: Path) -> None:
+    """sweeps/cpu_study_downstream.yaml over a stand-in of the cpu_study sweep: every backbone x regime x
+    task x budget x seed, budgets spanning >= 30x, every run config valid for DownstreamConfig."""
+    repo = Path(__file__).resolve().parents[2]
+    data = yaml.safe_load((repo / "sweeps" / "cpu_study_downstream.yaml").read_text())
+    data["runs_dir"] = str(tmp_path / "runs")
+    path = tmp_path / "cpu_study_downstream.yaml"
+    path.write_text(yaml.safe_dump(data))
+    make_sweep(
+        tmp_path / "runs", "cpu_study", {"w32-f1.0-physical": "completed", "w128-f1.0-physical": "completed"}
+    )
+    plans = expand(path)
+    budgets = sorted({p.values["n_train_events"] for p in plans})
+    assert budgets[-1] / budgets[0] >= 30 and len({p.values["seed"] for p in plans}) >= 3
+    assert {p.values["regime"] for p in plans} == {"frozen", "finetune", "scratch", "adapter_only"}
+    assert len({p.values["backbone"] for p in plans}) == 2 and len(plans) == 2 * 4 * 3 * len(budgets) * 3
+    cfgs = [resolve_config(p, str(path)) for p in plans[:: len(budgets) * 3]]
+    assert all(c.backbone.endswith("-physical") and c.layers == "last" and c.standardize for c in cfgs)
+    assert "tracking-w128-f1.0-physical-finetune-80-s0" in {p.name for p in plans}
