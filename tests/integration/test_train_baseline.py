@@ -4,30 +4,21 @@ the launcher and the analysis read them."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from tiny_train import train_tiny
 
 from analysis.runs import read_run
 from launch import ledger
-from scaling.train.dist import free_port
 from scaling.train.ratios import run_ratios
 
 pytestmark = pytest.mark.integration
-REPO = Path(__file__).resolve().parents[2]
-CONFIG = REPO / "scaling/train/configs/tiny_cpu.yaml"
 
 
 def train(run_dir: Path, data: Path, *overrides: str) -> subprocess.CompletedProcess:
-    env = dict(os.environ, DS_ACCELERATOR="cpu", OMP_NUM_THREADS="1", CUDA_VISIBLE_DEVICES="",
-               MASTER_PORT=str(free_port()), PYTHONPATH=str(REPO))  # fmt: skip
-    cmd = [sys.executable, "-m", "scaling.train", str(CONFIG), f"data.dataset_dir={data}",
-           "budget.steps=10", "budget.val_interval=5", "data.difficulty_events=16", *overrides,
-           "--run-dir", str(run_dir)]  # fmt: skip
-    return subprocess.run(cmd, env=env, cwd=REPO, capture_output=True, text=True, timeout=600)
+    return train_tiny(run_dir, data, *overrides, difficulty_events=16)
 
 
 def test_sharp_target_run_logs_ratios_and_stores_its_statistics(tmp_path: Path) -> None:

@@ -4,28 +4,18 @@ process): each writes its baseline, logs val_loss_ratio against it, and the summ
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-
-from scaling.train.dist import free_port
+from tiny_train import train_tiny
 
 pytestmark = pytest.mark.integration
-REPO = Path(__file__).resolve().parents[2]
-CONFIG = REPO / "scaling/train/configs/tiny_cpu.yaml"
 
 
 def train(run_dir: Path, data: Path, *overrides: str) -> subprocess.CompletedProcess:
-    env = dict(os.environ, DS_ACCELERATOR="cpu", OMP_NUM_THREADS="1", CUDA_VISIBLE_DEVICES="",
-               MASTER_PORT=str(free_port()), PYTHONPATH=str(REPO))  # fmt: skip
-    cmd = [sys.executable, "-m", "scaling.train", str(CONFIG), f"data.dataset_dir={data}",
-           "budget.steps=10", "budget.val_interval=5", "data.difficulty_events=32", *overrides,
-           "--run-dir", str(run_dir)]  # fmt: skip
-    return subprocess.run(cmd, env=env, cwd=REPO, capture_output=True, text=True, timeout=600)
+    return train_tiny(run_dir, data, *overrides, difficulty_events=32)
 
 
 def _val_rows(run: Path) -> list[dict]:
