@@ -58,13 +58,13 @@ MODES: dict[str, dict] = {
     "full": {"root": "label-eff", "tasks": ["tracking", "pid", "noise"], "budgets": [10, 30, 100, 300],
              "seeds": [0, 1, 2], "steps": 200, "tracking_steps": 200},
 }  # fmt: skip
-SIM = {"events": 380, "splits": "train=300,validation=16,test=64", "profile": "small"}
+SIM = {"events": 380, "splits": "train=300,val=16,test=64", "profile": "small"}
 PRETRAIN = {
     "model.name": "custom", "model.width": 32, "model.n_layers": 2, "model.d_state": 16, "model.headdim": 16,
     "model.base_width": 32, "objective.k": 8, "budget.steps": 150, "budget.global_batch_events": 4,
     "budget.micro_batch_events": 4, "schedule.warmup_steps": 20, "budget.val_interval": 75,
     "checkpoint.interval": 75, "data.simulate_if_missing.enabled": "false", "data.shuffle_buffer": 256,
-    "logging.interval": 50, "data.val_split": "validation",
+    "logging.interval": 50, "data.val_split": "val",
 }  # fmt: skip
 ADAPTER = {"d_proj": 32, "n_heads": 4, "depth": 1, "mlp_hidden": 64, "n_queries": 48, "n_decoder_layers": 2}
 

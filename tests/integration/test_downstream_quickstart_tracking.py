@@ -39,11 +39,11 @@ def test_quickstart_tracking_predicts_at_least_three_tracks_per_event(tmp_path: 
     data = tmp_path / "data"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
     res = subprocess.run([sys.executable, "-m", "scaling.data", "simulate", "--out", str(data),
-                          "--events", "112", "--seed", "5", "--splits", "train=96,validation=16",
+                          "--events", "112", "--seed", "5", "--splits", "train=96,val=16",
                           "--profile", "small"],
                          cwd=REPO, env=env, capture_output=True, text=True, timeout=300)  # fmt: skip
     assert res.returncode == 0, res.stderr[-2000:]
-    keys = [*_quickstart_tracking_keys(), "task=tracking", f"dataset={data}", "eval_split=validation",
+    keys = [*_quickstart_tracking_keys(), "task=tracking", f"dataset={data}", "eval_split=val",
             "n_train_events=96", "n_eval_events=16", "cache_dir="]  # fmt: skip
     cfg = load_config(DownstreamConfig, None, keys)
     assert cfg.optim.steps * cfg.optim.batch_events >= 800  # the quickstart trains it, not a shortened copy

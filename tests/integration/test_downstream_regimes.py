@@ -55,7 +55,7 @@ def _cfg(backbone: Path, **kw: object) -> DownstreamConfig:
 
     base = {
         "backbone": str(backbone), "dataset": str(backbone.parent / "data"), "task": "noise",
-        "eval_split": "validation", "n_train_events": 8, "n_eval_events": 4, "cache_dir": "",
+        "eval_split": "val", "n_train_events": 8, "n_eval_events": 4, "cache_dir": "",
         "adapter": AdapterConfig(d_proj=16, n_heads=2, depth=0, mlp_hidden=16),
         "optim": OptimConfig(steps=3, batch_events=4, warmup_steps=1, lr=1e-2),
     }  # fmt: skip
@@ -111,7 +111,7 @@ def test_trainable_path_reads_what_the_frozen_cache_reads(backbone: Path) -> Non
 
 
 def _cli(run_dir: Path, backbone: Path, *keys: str) -> subprocess.CompletedProcess[str]:
-    base = (f"backbone={backbone}", f"dataset={backbone.parent / 'data'}", "eval_split=validation",
+    base = (f"backbone={backbone}", f"dataset={backbone.parent / 'data'}", "eval_split=val",
             "task=noise", "n_train_events=4", "n_eval_events=2", "optim.steps=1", "adapter.depth=0",
             "cache_dir=")  # fmt: skip
     return _run("analysis.downstream", "--run-dir", str(run_dir), *base, *keys)
