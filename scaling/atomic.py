@@ -80,6 +80,21 @@ def write_json_atomic(path: str | os.PathLike[str], obj: Any, *, indent: int | N
     write_text_atomic(path, text + "\n")
 
 
+def write_json_if_changed(path: str | os.PathLike[str], obj: Any) -> bool:
+    """`write_json_atomic` (compact) unless the file already holds exactly that text; True if written.
+
+    For statistics a run refits identically at every start (a resumed job must not need free disk space,
+    or a file-size allowance, to rewrite what is already there)."""
+    text = json.dumps(finite_json(obj), default=_json_default, allow_nan=False) + "\n"
+    try:
+        if Path(path).read_text() == text:
+            return False
+    except (OSError, UnicodeDecodeError):
+        pass
+    write_text_atomic(path, text)
+    return True
+
+
 def finite_json(obj: Any) -> Any:
     """`obj` with non-finite floats replaced by None, through dicts, lists and tuples."""
     if isinstance(obj, float):

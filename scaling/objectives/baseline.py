@@ -71,11 +71,17 @@ def fit_lookup_baselines(
     layer_cnt = cnts.sum(1)  # (n_r, S, 1)
     layer = np.where(layer_cnt > 0, sums.sum(1) / np.maximum(layer_cnt, 1), total)  # (n_r, S, C)
     fine = np.where(cnts > 0, sums / np.maximum(cnts, 1), layer[:, None])  # (n_r, n_e, S, C)
-    base = {"r_edges": r_edges.tolist(), "slots": slots, "n_coords": n_coords}
+    base = {"r_edges": _short(r_edges), "slots": slots, "n_coords": n_coords}
     return {
-        "layer": {**base, "eta_edges": [], "table": layer[:, None].tolist()},
-        "layer_eta": {**base, "eta_edges": e_edges.tolist(), "table": fine.tolist()},
+        "layer": {**base, "eta_edges": [], "table": _short(layer[:, None])},
+        "layer_eta": {**base, "eta_edges": _short(e_edges), "table": _short(fine)},
     }
+
+
+def _short(values: np.ndarray) -> list:
+    """Nested lists of floats to 7 significant digits: the predictor computes in float32, and baseline.json
+    (rewritten at every start of a run) stays a fraction of a checkpoint's size."""
+    return np.vectorize(lambda v: float(f"{v:.7g}"), otypes=[float])(np.asarray(values, float)).tolist()
 
 
 def check_baselines(tables: dict[str, Any], slots: int, n_coords: int) -> None:

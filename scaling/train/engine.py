@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from scaling.atomic import write_json_atomic
+from scaling.atomic import write_json_if_changed
 from scaling.config import ConfigError
 from scaling.data.loader import EventStream
 from scaling.inputs.pipeline import PackedBatch
@@ -148,10 +148,9 @@ class Trainer:
             raise ConfigError(f"data.difficulty_events={data.difficulty_events}: {err}") from None
         self.baselines = {n: self.objective.baseline_predictor(t) for n, t in fitted["baseline"].items()}
         if dist.is_main:
-            for name, key in (("target_stats", "target_stats"), ("difficulty", "difficulty"),
-                              ("baseline", "baseline")):  # fmt: skip
-                if fitted[key] is not None:
-                    write_json_atomic(self.run_dir / f"{name}.json", fitted[key])
+            for name in ("target_stats", "difficulty", "baseline"):
+                if fitted[name] is not None:
+                    write_json_if_changed(self.run_dir / f"{name}.json", fitted[name])
         self.val = validation_batches(
             data.dataset_dir,
             data.val_split,
