@@ -29,6 +29,7 @@ from tests.integration.test_launch_slurm_preempt import (
     job_fields,
     last_step,
     preempt,
+    reference_folder,
     rows,
     signal_time,
     status,
@@ -88,10 +89,11 @@ def running_past(run_dir: Path, step: int) -> bool:
 def test_two_rank_job_preempted_resumes_to_identical_weights(cluster, tmp_path) -> None:
     dataset = tmp_path / "data" / "tiny"
     simulate = ["simulate", "--out", str(dataset), "--events", "144", "--profile", "small"]
-    subprocess.run([sys.executable, "-m", "scaling.data", *simulate, "--splits", "train=128,validation=16"],
+    subprocess.run([sys.executable, "-m", "scaling.data", *simulate, "--splits", "train=128,val=16"],
                    cwd=REPO, env=cluster, check=True, capture_output=True, timeout=120)  # fmt: skip
-    run_dir, ref_dir = tmp_path / "runs/part/seed0", tmp_path / "runs/ref/seed0"
-    reference = subprocess.Popen(sweep_command(write_spec(tmp_path, "ref", dataset, {}), "local"),
+    run_dir, ref_dir = tmp_path / "runs/part/seed0", tmp_path / "reference/runs/ref/seed0"
+    ref_spec = write_spec(reference_folder(tmp_path), "ref", dataset, {})
+    reference = subprocess.Popen(sweep_command(ref_spec, "local"),
                                  env=cluster, cwd=REPO, stdout=subprocess.PIPE,
                                  stderr=subprocess.STDOUT)  # fmt: skip
     spec = write_spec(tmp_path, "part", dataset, {"partition": "low"})

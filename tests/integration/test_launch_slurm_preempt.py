@@ -57,6 +57,14 @@ def cluster(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
     subprocess.run(["bash", str(script), "stop", str(folder)], check=False, timeout=60)
 
 
+def reference_folder(tmp_path: Path) -> Path:
+    """Where the uninterrupted reference's spec lives: it trains the preempted run's config on purpose, so it
+    stays out of that spec's folder, where the launcher refuses a config another spec already trains."""
+    folder = tmp_path / "reference"
+    folder.mkdir(exist_ok=True)
+    return folder
+
+
 def write_spec(folder: Path, name: str, dataset: Path, site_overrides: dict[str, Any]) -> Path:
     spec = {
         "name": name,
@@ -167,9 +175,9 @@ def preempt(env: dict[str, str], run_dir: Path, job_id: str) -> dict[str, Any]:
 def test_partition_preemption_requeues_resumes_and_matches_unpreempted(cluster, tmp_path) -> None:
     t_start = time.time()
     dataset = tmp_path / "data" / "tiny"
-    ref_spec = write_spec(tmp_path, "ref", dataset, {})
+    ref_spec = write_spec(reference_folder(tmp_path), "ref", dataset, {})
     spec = write_spec(tmp_path, "part", dataset, {"partition": "low"})
-    run_dir, ref_dir = tmp_path / "runs/part/seed0", tmp_path / "runs/ref/seed0"
+    run_dir, ref_dir = tmp_path / "runs/part/seed0", tmp_path / "reference/runs/ref/seed0"
     # the unpreempted reference runs on this machine meanwhile (Slurm's CPUs stay for the two jobs)
     reference = subprocess.Popen(
         sweep_command(ref_spec, "local"),
