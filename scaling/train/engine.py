@@ -42,7 +42,9 @@ from scaling.train.loop import (
     seed_everything,
     set_rng_state,
     setup_logging,
+    validation_means,
     validation_row,
+    validation_sums,
     write_run_info,  # fmt: skip
 )
 from scaling.train.schedule import apply_lr, group_lrs, lr_factor
@@ -248,21 +250,10 @@ class Trainer:
         return float(torch.stack(grads).norm()) if grads else 0.0
 
     def _evaluate(self, predict: Any) -> dict[str, Any]:
-        """Event-weighted mean loss and per-coordinate squared errors of `predict` (batch -> [T, out_dim]) on
+        """Event-weighted mean loss and per-coordinate MSE of a table predictor (features -> [T, out_dim]) on
         the fixed held-out set, summed over ranks. Collective-free inside: only for table predictors."""
-        total, n, sq, cnt = 0.0, 0, None, 0.0
-        with torch.no_grad():
-            for batch in self.val:
-                pred = predict(batch.features).reshape(batch.n_tokens, -1).float()
-                total += float(self.objective.loss(pred, batch)) * batch.n_events
-                n += batch.n_events
-                s, c = self.objective.coordinate_errors(pred, batch.targets)
-                sq, cnt = (s if sq is None else sq + s), cnt + float(c)
-        n_c = len(self.objective.coordinates)
-        sq_list = sq.tolist() if sq is not None else [0.0] * n_c
-        out = self._sum([total, n, cnt, *sq_list])
-        return {"loss": out[0] / out[1] if out[1] else float("nan"), "coord_mse": [
-            v / out[2] if out[2] else float("nan") for v in out[3:]]}  # fmt: skip
+        sums = validation_sums(lambda b: predict(b.features), self.val, self.objective)
+        return validation_means(self._sum(sums))
 
     def _validate(self) -> dict[str, Any]:
         """Event-weighted mean loss on the fixed held-out set and its ratios to the lookup baselines' losses

@@ -50,6 +50,29 @@ class Totals:
     val_ratios: list[float] = field(default_factory=list)  # val_loss / the layer lookup's, per validation
 
 
+def validation_sums(predict: Any, batches: list[Any], objective: Any) -> list[float]:
+    """[event-weighted loss sum, events, valid slots, squared error per coordinate...] of `predict` (packed
+    batch -> [T, out_dim]) over `batches`; sums, so ranks can add theirs before `validation_means`."""
+    total, n, cnt, sq = 0.0, 0, 0.0, [0.0] * len(objective.coordinates)
+    with torch.no_grad():
+        for batch in batches:
+            pred = predict(batch).reshape(batch.n_tokens, -1).float()
+            total += float(objective.loss(pred, batch)) * batch.n_events
+            n += batch.n_events
+            s, c = objective.coordinate_errors(pred, batch.targets)
+            sq, cnt = [a + float(b) for a, b in zip(sq, s, strict=True)], cnt + float(c)
+    return [total, n, cnt, *sq]
+
+
+def validation_means(sums: list[float]) -> dict[str, Any]:
+    """{"loss": event-weighted mean loss, "coord_mse": per-coordinate MSE} from `validation_sums`."""
+    total, n, cnt, *sq = sums
+    return {
+        "loss": total / n if n else float("nan"),
+        "coord_mse": [v / cnt if cnt else float("nan") for v in sq],
+    }
+
+
 def validation_row(
     val_loss: float, coord_mse: list[float], baseline: dict[str, dict[str, Any]], names: tuple[str, ...]
 ) -> dict[str, Any]:

@@ -19,35 +19,27 @@ import time
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from scaling.atomic import write_json_atomic
 from scaling.data.loader import EventStream
 from scaling.data.shards import read_manifest
 from scaling.train.batches import BatchSource, build_normalizer, fit_statistics, validation_batches
 from scaling.train.checkpoint import complete_checkpoints, load_frozen_model
-from scaling.train.loop import validation_row
+from scaling.train.loop import validation_means, validation_row, validation_sums
 
 log = logging.getLogger(__name__)
 
 
 def evaluate(model: Any, objective: Any, batches: list, predict_baselines: dict[str, Any]) -> dict[str, Any]:
     """The trainer's validation row (loss, ratios, per-coordinate ratios) of `model` on `batches`."""
-
-    def run(predict: Any) -> dict[str, Any]:
-        total, n, sq, cnt = 0.0, 0, None, 0.0
-        for batch in batches:
-            pred = predict(batch).reshape(batch.n_tokens, -1).float()
-            total += float(objective.loss(pred, batch)) * batch.n_events
-            n += batch.n_events
-            s, c = objective.coordinate_errors(pred, batch.targets)
-            sq, cnt = (s if sq is None else sq + s), cnt + float(c)
-        coord = [float(v) / cnt if cnt else float("nan") for v in (sq if sq is not None else [])]
-        return {"loss": total / n if n else float("nan"), "coord_mse": coord}
-
-    with torch.no_grad():
-        base = {name: run(lambda b, p=p: p(b.features)) for name, p in predict_baselines.items()}
-        own = run(lambda b: model(b.features, b.seq_idx, **objective.model_inputs(b)))
+    base = {
+        name: validation_means(validation_sums(lambda b, p=p: p(b.features), batches, objective))
+        for name, p in predict_baselines.items()
+    }
+    own = validation_means(
+        validation_sums(
+            lambda b: model(b.features, b.seq_idx, **objective.model_inputs(b)), batches, objective
+        )
+    )
     return validation_row(own["loss"], own["coord_mse"], base, tuple(objective.coordinates))
 
 
