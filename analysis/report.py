@@ -62,13 +62,19 @@ def run_table(sweep: Sweep) -> str:
         lines.append(
             f"| {r.name} | {r.model or '–'} | {r.width or '–'} | {_fmt(r.params_non_embedding)} | "
             f"{_fmt(r.tokens)} | {_fmt(r.flops)} | {_fmt(r.gpu_hours, '.3f')} | "
-            f"{_fmt(r.final_val_loss, '.4f')} | {_fmt(r.final_val_loss_ratio, '.3f')} |"
+            f"{_fmt(r.final_val_loss, '.4f')} | {_fmt(r.final_val_loss_ratio, '.3f')}"
+            f"{'*' if r.ratio_source == 'ratios.json' else ''} |"
         )
     lines.append(
         "\nratio to lookup: validation loss over the loss of the objective's trivial predictor (the mean "
         "target per radial layer, fitted on training events) on the same events; 1 means nothing learned "
         "beyond the detector's layout."
     )
+    if any(r.ratio_source == "ratios.json" for r in sweep.completed):
+        lines.append(
+            "\n\\* re-evaluated after training from the run's checkpoints (`python -m scaling.train.ratios`, "
+            "ratios.json) with the current baseline: the ratio the trainer logged is superseded."
+        )
     if sweep.excluded:
         lines.append(
             "\nExcluded from the fits (their partial validation curves still enter the compute frontier):\n"

@@ -61,6 +61,7 @@ class RunRecord:
     val: Curve | None = None
     train: Curve | None = None
     val_ratio: Curve | None = None  # the val_loss_ratio curve, where the trainer logged one
+    ratio_source: str = "metrics.jsonl"  # or ratios.json: re-evaluated after the fact (scaling.train.ratios)
     flops_assumed: bool = False  # FLOPs taken as 6·N·D because the source had none
     budget_points: list[dict[str, float]] = field(default_factory=list)  # summary's budget checkpoints
 
@@ -182,7 +183,38 @@ def read_run(run_dir: Path) -> RunRecord:
         if val_ratio is not None:
             rec.final_val_loss_ratio = val_ratio.loss[-1]
             rec.best_val_loss_ratio = float(np.nanmin(val_ratio.loss))
+    if (run_dir / "ratios.json").exists():
+        _apply_reevaluated_ratios(rec, run_dir / "ratios.json")
     return rec
+
+
+def _apply_reevaluated_ratios(rec: RunRecord, path: Path) -> None:
+    """Ratios re-evaluated after the fact (`python -m scaling.train.ratios`) replace the logged ones: the run
+    was trained before the trainer logged them, or its baseline's definition changed since. The ratio curve
+    takes the re-evaluated checkpoints' steps (tokens, events, FLOPs from the val curve at the same steps)."""
+    doc = _read_json(path)
+    rows = [r for r in doc.get("rows") or [] if isinstance(r, dict) and _num(r.get("val_loss_ratio")) == _num(
+        r.get("val_loss_ratio"))]  # fmt: skip
+    if not rows:
+        raise ValueError(
+            f"{path}: no rows with val_loss_ratio; rerun python -m scaling.train.ratios {path.parent}"
+        )
+    rows.sort(key=lambda r: _num(r.get("step")))
+    step = np.array([_num(r.get("step")) for r in rows])
+    ratio = np.array([_num(r.get("val_loss_ratio")) for r in rows])
+
+    def at(attr: str) -> np.ndarray:
+        if rec.val is None:
+            return np.full(len(step), math.nan)
+        return np.array([getattr(rec.val, attr)[rec.val.step == s][-1] if (rec.val.step == s).any()
+                         else math.nan for s in step])  # fmt: skip
+
+    rec.val_ratio = Curve(step=step, tokens=at("tokens"), events=at("events"), flops=at("flops"), loss=ratio)
+    last_step = rec.val.step[-1] if rec.val is not None else step[-1]
+    if step[-1] == last_step:
+        rec.final_val_loss_ratio = float(ratio[-1])
+    rec.best_val_loss_ratio = float(np.nanmin(ratio))
+    rec.ratio_source = "ratios.json"
 
 
 def _int(value: Any) -> int | None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 import types
 from pathlib import Path
 
@@ -31,9 +30,7 @@ def test_report_on_a_quickstart_sweep(
     hook.report_sections = lambda sweep_dir, out_dir: calls.append(sweep_dir) or ["## Downstream\n\nhook ran"]
     monkeypatch.setitem(sys.modules, "analysis.downstream.report", hook)
     out = tmp_path / "report"
-    start = time.perf_counter()
     assert report.main([str(quickstart), "--out", str(out), "--bootstrap", "200"]) == 0
-    assert time.perf_counter() - start < 30
     md = (out / "report.md").read_text()
     for needle in (
         "| w512 |",

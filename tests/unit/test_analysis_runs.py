@@ -122,3 +122,21 @@ def test_data_law_from_a_data_scaling_sweep(tmp_path: Path) -> None:
     assert fit.params["alpha"] == pytest.approx(law.beta, rel=0.02)
     events = fit_source(sweep, "data", x_data="events", n_boot=0)
     assert events.x == "events" and events.params["alpha"] == pytest.approx(law.beta, rel=0.02)
+
+
+def test_reevaluated_ratios_supersede_the_logged_ones(tmp_path: Path) -> None:
+    write_sweep(tmp_path, widths=[64], steps=100)
+    run_dir = tmp_path / "w64"
+    logged = load_sweep(tmp_path).completed[0]
+    steps = logged.val.step.astype(int).tolist()
+    rows = [{"step": s, "val_loss": 1.0, "val_loss_ratio": 0.9 - 0.1 * i} for i, s in enumerate(steps[-2:])]
+    (run_dir / "ratios.json").write_text(json.dumps({"rows": rows}))
+    run = load_sweep(tmp_path).completed[0]
+    assert run.ratio_source == "ratios.json"
+    assert run.final_val_loss_ratio == pytest.approx(0.9 - 0.1 * (len(rows) - 1))
+    assert run.best_val_loss_ratio == pytest.approx(min(r["val_loss_ratio"] for r in rows))
+    assert run.val_ratio.step.tolist() == steps[-2:]
+    assert run.val_ratio.tokens.tolist() == logged.val.tokens[-2:].tolist()  # from the val curve's steps
+    (run_dir / "ratios.json").write_text(json.dumps({"rows": [{"step": 1}]}))
+    with pytest.raises(ValueError, match=r"w64/ratios.json: no rows with val_loss_ratio; rerun"):
+        load_sweep(tmp_path)
