@@ -23,7 +23,7 @@ __getattr__, __dir__ = lazy_exports(
         "DistEnv": "scaling.train.dist",
         **dict.fromkeys(
             ("EXIT_CONFIG", "EXIT_CRASH", "EXIT_FAILED", "EXIT_OK", "EXIT_PREEMPTED", "run"),
-            "scaling.train.loop",
+            "scaling.train.entry",
         ),
     },
 )

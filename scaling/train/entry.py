@@ -124,7 +124,7 @@ def run(cfg: TrainConfig, run_dir: str | Path, dist: DistEnv) -> int:
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     try:
-        from scaling.train.engine import Trainer
+        from scaling.train.trainer import Trainer
 
         trainer = Trainer(cfg, run_dir, dist)
         code = trainer.train()

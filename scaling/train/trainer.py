@@ -30,7 +30,7 @@ from scaling.train.config import TrainConfig, accumulation_steps, budget_checkpo
 from scaling.train.data_setup import ensure_dataset
 from scaling.train.deepspeed_config import build_deepspeed_config, use_bf16
 from scaling.train.dist import DistEnv
-from scaling.train.loop import (
+from scaling.train.entry import (
     EXIT_OK,
     EXIT_PREEMPTED,
     RunFailed,
