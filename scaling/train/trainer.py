@@ -17,7 +17,7 @@ import torch
 from scaling.atomic import write_json_if_changed
 from scaling.config import ConfigError
 from scaling.data.loader import EventStream
-from scaling.inputs.pipeline import PackedBatch
+from scaling.inputs.batch import PackedBatch
 from scaling.model import build_model, count_parameters, resolve_model_config
 from scaling.model.flops import flops_per_token
 from scaling.model.mamba2 import resolve_impl
