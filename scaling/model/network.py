@@ -29,6 +29,7 @@ from torch import Tensor, nn
 
 from scaling.model.config import ModelConfig
 from scaling.model.mamba2 import build_mixer
+from scaling.model.mup import apply_init
 from scaling.model.ssd import reverse_within_segments, segment_bounds
 
 N_FEATURES = 4
@@ -227,7 +228,6 @@ def build_model(
     """Build and initialise (muP scales when cfg.parameterization == 'mup'); `head` and `mask_token` are
     what the objective asks for (`Objective.model_options()`)."""
     from scaling.model.config import resolve_model_config
-    from scaling.mup import apply_init
 
     cfg = resolve_model_config(cfg)
     if out_dim < 1:

@@ -21,7 +21,6 @@ from scaling.inputs.batch import PackedBatch
 from scaling.model import build_model, count_parameters, resolve_model_config
 from scaling.model.flops import flops_per_token
 from scaling.model.mamba2 import resolve_impl
-from scaling.mup import build_param_groups
 from scaling.objectives import build_objective
 from scaling.train import board, ledger
 from scaling.train import checkpoint as ckpt
@@ -47,6 +46,7 @@ from scaling.train.entry import (
     validation_sums,
     write_run_info,  # fmt: skip
 )
+from scaling.train.param_groups import build_param_groups
 from scaling.train.schedule import apply_lr, group_lrs, lr_factor
 from scaling.train.signals import StopFlag
 from scaling.train.universal import UNIVERSAL, resize_rank_state
