@@ -11,14 +11,13 @@ from __future__ import annotations
 
 from torch import nn
 
-from scaling.model.config import ModelConfig, resolve_model_config
+from scaling.model.config import ModelConfig, check_resolved
 from scaling.model.mup import CLASSES, classify_parameter, multipliers
 
 
 def build_param_groups(model: nn.Module, cfg: ModelConfig, lr: float, weight_decay: float) -> list[dict]:
     """Optimizer groups [{"params", "lr", "weight_decay", "name", "lr_mult"}], one per non-empty class."""
-    cfg = resolve_model_config(cfg)
-    mult = multipliers(cfg)
+    mult = multipliers(check_resolved(cfg))
     by_class: dict[str, list[nn.Parameter]] = {c: [] for c in CLASSES}
     for name, param in model.named_parameters():
         if param.requires_grad:

@@ -27,7 +27,7 @@ from scaling.atomic import write_json_atomic, write_json_if_changed, write_text_
 from scaling.config import ConfigError, dump_yaml
 from scaling.data.loader import EventStream
 from scaling.inputs.batch import PackedBatch
-from scaling.model import build_model, count_parameters, resolve_model_config
+from scaling.model import build_model, count_parameters
 from scaling.model.flops import flops_per_token
 from scaling.model.mamba2 import resolve_impl
 from scaling.objectives import build_objective
@@ -578,7 +578,7 @@ class Trainer:
             "model": self.cfg.model.name,
             "objective": self.objective.name,
             "uses_labels": self.objective.uses_labels,  # supervised reference: not a pretraining result
-            "width": resolve_model_config(self.cfg.model).width,
+            "width": self.cfg.model.width,
             "params_total": self.params["total"],
             "params_non_embedding": self.params["non_embedding"],
             "tokens": t.tokens,
