@@ -30,12 +30,12 @@ from scaling.data.loader import EventStream  # noqa: E402
 from scaling.data.shards import read_manifest  # noqa: E402
 from scaling.inputs.coordinates import Normalizer  # noqa: E402
 from scaling.model import build_model  # noqa: E402
-from scaling.mup import build_param_groups  # noqa: E402
 from scaling.objectives import build_objective  # noqa: E402
 from scaling.train.batches import BatchSource  # noqa: E402
 from scaling.train.config import load_train_config  # noqa: E402
 from scaling.train.deepspeed_config import build_deepspeed_config  # noqa: E402
 from scaling.train.dist import free_port  # noqa: E402
+from scaling.train.param_groups import build_param_groups  # noqa: E402
 
 CONFIG = REPO / "scaling/train/configs/tiny_cpu.yaml"
 

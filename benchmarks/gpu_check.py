@@ -190,11 +190,13 @@ def compare(model: str, dtype: str, seq_len: int = 2048) -> Comparison:
     """mamba_ssm vs reference on the same weights: output and every parameter gradient (relative)."""
     import torch
 
-    from scaling.model import ModelConfig, build_model
+    from scaling.model import ModelConfig, build_model, resolve_model_config
 
     torch.manual_seed(0)
-    ref = build_model(ModelConfig(name=model, impl="reference"), OUT_DIM, device="cuda")
-    fused = build_model(ModelConfig(name=model, impl="mamba_ssm"), OUT_DIM, device="cuda")
+    ref = build_model(resolve_model_config(ModelConfig(name=model, impl="reference")), OUT_DIM, device="cuda")
+    fused = build_model(
+        resolve_model_config(ModelConfig(name=model, impl="mamba_ssm")), OUT_DIM, device="cuda"
+    )
     fused.load_state_dict(ref.state_dict(), strict=True)
     x, seq_idx = _packed_input(2, [seq_len // 2, seq_len // 4, seq_len // 4], "cuda")
     cast = dict(dtype=torch.bfloat16, enabled=dtype == "bfloat16")

@@ -92,7 +92,7 @@ class FullNetwork(nn.Module):
 
     def param_groups(self, lr: float, weight_decay: float, backbone_ratio: float) -> list[dict[str, Any]]:
         """The backbone's muP groups at lr * backbone_ratio, then the adapter's parameters at lr."""
-        from scaling.mup import build_param_groups
+        from scaling.train.param_groups import build_param_groups
 
         groups = build_param_groups(self.backbone, self.backbone.cfg, lr * backbone_ratio, weight_decay)
         for g in groups:

@@ -33,7 +33,7 @@ from analysis.downstream.matching import SetLossWeights, event_set_loss, track_t
 from analysis.downstream.metrics import classification_metrics, tracking_metrics
 from scaling.config import doc
 from scaling.data.schema import PID_NAMES
-from scaling.train.loop import format_duration
+from scaling.train.progress import format_duration
 
 log = logging.getLogger(__name__)
 ADAPTER_ONLY = "adapter_only"

@@ -21,8 +21,7 @@ __all__ = [
     "serialize",
     "to_cylindrical",
 ]
-_PIPELINE = ("PackedBatch", "PaddedBatch", "Sample", "pack_by_token_budget", "pack_samples", "pad_samples",
-             "prepare_event")  # fmt: skip
+_PIPELINE = ("pack_by_token_budget", "pack_samples", "pad_samples", "prepare_event")
 __getattr__, __dir__ = lazy_exports(
     __name__,
     {
@@ -31,6 +30,7 @@ __getattr__, __dir__ = lazy_exports(
         "SERIALIZATIONS": "scaling.inputs.serialization",
         "raster_boxes": "scaling.inputs.serialization",
         "serialize": "scaling.inputs.serialization",
+        **dict.fromkeys(("PackedBatch", "PaddedBatch", "Sample"), "scaling.inputs.batch"),
         **dict.fromkeys(_PIPELINE, "scaling.inputs.pipeline"),
     },
 )

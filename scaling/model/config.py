@@ -6,6 +6,8 @@
 
 A named model fixes its width (and, for the test sizes, its depth and state size); `resolve_model_config`
 fills those fields and rejects a value that contradicts the name (use `name: custom` to set them freely).
+A loaded `TrainConfig` resolves its model once, at construction; code that builds a `ModelConfig` by hand
+resolves it itself. The model, its FLOP count and its optimiser groups only check (`check_resolved`).
 """
 
 from __future__ import annotations
@@ -100,10 +102,16 @@ class ModelConfig:
         return 3 * (1 + 2 * self.n_freq)
 
 
+def _preset(cfg: ModelConfig) -> dict:
+    """The fields `cfg.name` fixes (none for custom)."""
+    fields = {f.name for f in dataclasses.fields(ModelConfig)}
+    return {k: v for k, v in MODEL_FAMILY.get(cfg.name, {}).items() if k in fields}
+
+
 def resolve_model_config(cfg: ModelConfig) -> ModelConfig:
-    """Fill the fields a named model fixes; a contradicting value is an error naming the field."""
+    """Fill the fields a named model fixes; a contradicting value is an error naming the field. Idempotent."""
     defaults = {f.name: f.default for f in dataclasses.fields(ModelConfig)}
-    preset = {k: v for k, v in MODEL_FAMILY.get(cfg.name, {}).items() if k in defaults}
+    preset = _preset(cfg)
     updates = {}
     for key, value in preset.items():
         current = getattr(cfg, key)
@@ -126,3 +134,14 @@ def resolve_model_config(cfg: ModelConfig) -> ModelConfig:
             f"model.ngroups={out.ngroups} must divide the number of heads {out.n_heads}; change model.ngroups"
         )
     return out
+
+
+def check_resolved(cfg: ModelConfig) -> ModelConfig:
+    """`cfg` itself when its named model's fields are filled in, else a ValueError saying how to fill them."""
+    unfilled = [k for k, v in _preset(cfg).items() if getattr(cfg, k) != v]
+    if cfg.width < 1 or unfilled:
+        raise ValueError(
+            f"model.name={cfg.name}: {', '.join(unfilled or ['width'])} not filled in; pass "
+            "resolve_model_config(cfg) (a loaded TrainConfig's model already is)"
+        )
+    return cfg

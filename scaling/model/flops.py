@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import math
 
-from scaling.model.config import ModelConfig, resolve_model_config
+from scaling.model.config import ModelConfig, check_resolved
 
 
 def layer_flops_terms(cfg: ModelConfig, seq_len: int) -> dict[str, float]:
@@ -55,7 +55,7 @@ def forward_flops_per_token(
     cfg: ModelConfig, out_dim: int, seq_len: int, head_kind: str = "linear"
 ) -> dict[str, float]:
     """{"embedding", "layers", "head", "total"} forward FLOPs per token."""
-    cfg = resolve_model_config(cfg)
+    check_resolved(cfg)
     embedding = 2.0 * (1 + cfg.n_pos_features) * cfg.width
     scans = 2 if cfg.direction == "bidirectional" else 1
     merge = 4.0 * cfg.width * cfg.width if scans == 2 and cfg.merge == "concat" else 0.0

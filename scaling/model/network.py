@@ -27,8 +27,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from scaling.model.config import ModelConfig
+from scaling.model.config import ModelConfig, check_resolved
 from scaling.model.mamba2 import build_mixer
+from scaling.model.mup import apply_init
 from scaling.model.ssd import reverse_within_segments, segment_bounds
 
 N_FEATURES = 4
@@ -226,10 +227,7 @@ def build_model(
 ) -> PointModel:
     """Build and initialise (muP scales when cfg.parameterization == 'mup'); `head` and `mask_token` are
     what the objective asks for (`Objective.model_options()`)."""
-    from scaling.model.config import resolve_model_config
-    from scaling.mup import apply_init
-
-    cfg = resolve_model_config(cfg)
+    check_resolved(cfg)
     if out_dim < 1:
         raise ValueError(f"out_dim={out_dim} must be positive (the objective's output size)")
     dev = None if device is None else torch.device(device)

@@ -30,7 +30,7 @@ from scaling.objectives.scaling import check_target_stats, fit_target_stats, sca
 
 if TYPE_CHECKING:
     from scaling.data.schema import Event
-    from scaling.inputs.pipeline import PackedBatch, Sample
+    from scaling.inputs.batch import PackedBatch, Sample
 
 REGISTRY: dict[str, type[Objective]] = {}
 __all__ = ["REGISTRY", "Objective", "ObjectiveConfig", "build_objective", "check_backbone", "register"]

@@ -28,7 +28,7 @@ from scaling.objectives.baseline import ConstantPredictor
 
 if TYPE_CHECKING:
     from scaling.data.schema import Event
-    from scaling.inputs.pipeline import PackedBatch, Sample
+    from scaling.inputs.batch import PackedBatch, Sample
 
 
 def pool_events(pred: torch.Tensor, batch: PackedBatch) -> torch.Tensor:

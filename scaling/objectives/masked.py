@@ -43,7 +43,7 @@ from scaling.objectives.tokens import (
 )
 
 if TYPE_CHECKING:
-    from scaling.inputs.pipeline import PackedBatch, Sample
+    from scaling.inputs.batch import PackedBatch, Sample
 
 
 def mask_points(n: int, ratio: float, rng: np.random.Generator) -> np.ndarray:

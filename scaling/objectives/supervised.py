@@ -20,7 +20,7 @@ from scaling.objectives.base import Objective, register
 from scaling.objectives.baseline import ConstantPredictor
 
 if TYPE_CHECKING:
-    from scaling.inputs.pipeline import PackedBatch, Sample
+    from scaling.inputs.batch import PackedBatch, Sample
 
 N_PID, N_NOISE = 5, 2
 

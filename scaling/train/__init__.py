@@ -22,8 +22,8 @@ __getattr__, __dir__ = lazy_exports(
         "load_train_config": "scaling.train.config",
         "DistEnv": "scaling.train.dist",
         **dict.fromkeys(
-            ("EXIT_CONFIG", "EXIT_CRASH", "EXIT_FAILED", "EXIT_OK", "EXIT_PREEMPTED", "run"),
-            "scaling.train.loop",
+            ("EXIT_CONFIG", "EXIT_CRASH", "EXIT_FAILED", "EXIT_OK", "EXIT_PREEMPTED"), "scaling.train.exits"
         ),
+        "run": "scaling.train.entry",
     },
 )

@@ -15,8 +15,9 @@ import numpy as np
 
 from scaling.data.loader import EventStream
 from scaling.data.schema import Event
+from scaling.inputs.batch import PackedBatch, Sample
 from scaling.inputs.coordinates import Normalizer
-from scaling.inputs.pipeline import PackedBatch, Sample, pack_samples, prepare_event
+from scaling.inputs.pipeline import pack_samples, prepare_event
 from scaling.objectives import Objective
 
 

@@ -212,9 +212,10 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.serialization not in SERIALIZATIONS:
             raise ValueError(f"serialization={self.serialization!r}: use one of {', '.join(SERIALIZATIONS)}")
-        # Width from the name, heads dividing d_inner, groups dividing heads: checked here, at load time,
-        # so a contradiction is a config error (exit 2) rather than a crash when the model is built.
-        resolve_model_config(self.model)
+        # A named model's width (depth, state size) filled in once, here: everything downstream reads them.
+        # Heads dividing d_inner and groups dividing heads are checked at load time too, so a contradiction
+        # is a config error (exit 2) rather than a crash when the model is built.
+        self.model = resolve_model_config(self.model)
         check_backbone(self.objective, self.model.direction, self.budget.micro_batch_events)
 
 

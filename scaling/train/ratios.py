@@ -24,7 +24,7 @@ from scaling.data.loader import EventStream
 from scaling.data.shards import read_manifest
 from scaling.train.batches import BatchSource, build_normalizer, fit_statistics, validation_batches
 from scaling.train.checkpoint import complete_checkpoints, load_frozen_model
-from scaling.train.loop import validation_means, validation_row, validation_sums
+from scaling.train.validation import validation_means, validation_row, validation_sums
 
 log = logging.getLogger(__name__)
 

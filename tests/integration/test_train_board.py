@@ -82,7 +82,7 @@ def test_tensorboard_matches_metrics_after_kill_and_resume(tmp_path: Path, data:
 
 def test_tensorboard_off_writes_and_imports_nothing(tmp_path: Path) -> None:
     code = (
-        "import sys; import scaling.train.engine; from scaling.train import board; "
+        "import sys; import scaling.train.trainer; from scaling.train import board; "
         "from pathlib import Path; assert board.open_board(False, Path('.'), 0) is None; "
         "print([m for m in sys.modules if m.split('.')[0] == 'tensorboard' or 'utils.tensorboard' in m])"
     )

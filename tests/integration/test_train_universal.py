@@ -29,7 +29,7 @@ DUMP = """
 import sys
 from pathlib import Path
 from scaling.train import DistEnv, load_train_config
-from scaling.train.engine import Trainer
+from scaling.train.trainer import Trainer
 run_dir = Path(sys.argv[1])
 trainer = Trainer(load_train_config(run_dir / "config.yaml"), run_dir, DistEnv.from_environ())
 trainer._start()

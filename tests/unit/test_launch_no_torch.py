@@ -52,6 +52,33 @@ def test_show_config_prints_each_runs_resolved_hyperparameters(tmp_path: Path) -
     assert "lr: 0.0002" in out
 
 
+IMPORTS = """
+import importlib, json, pkgutil, sys
+import launch
+names = ["launch", *(f"launch.{m.name}" for m in pkgutil.iter_modules(launch.__path__)),
+         "scaling.train.config", "scaling.train", "scaling.model", "scaling.objectives", "scaling.inputs"]
+for name in names:
+    importlib.import_module(name)
+from scaling.train import TrainConfig, load_train_config
+cfg = load_train_config("scaling/train/configs/tiny_cpu.yaml", ["model.name=m3"])
+heavy = sorted(m for m in ("torch", "deepspeed", "numba", "mamba_ssm") if m in sys.modules)
+print(json.dumps({"names": names, "heavy": heavy, "width": cfg.model.width}))
+"""
+
+
+def test_launcher_and_config_modules_import_without_torch_deepspeed_or_numba() -> None:
+    """Every launch module (launch/sweep.py's too), the training config tree and the packages' lazy names:
+    a login node validates every run's config, named model resolved, with none of the heavy imports."""
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    done = subprocess.run([sys.executable, "-c", IMPORTS], cwd=REPO, env=env, capture_output=True, text=True,
+                          timeout=120)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    probe = json.loads(done.stdout.strip().splitlines()[-1])
+    assert {"launch.sweep", "launch.plan", "launch.spec", "launch.executor"} <= set(probe["names"])
+    assert probe["heavy"] == [], probe
+    assert probe["width"] == 256  # model.name=m3 filled in at load, without the model code
+
+
 def test_builtin_objective_names_match_the_registry() -> None:
     from scaling.objectives import REGISTRY
     from scaling.objectives.config import BUILTIN_OBJECTIVES

@@ -111,6 +111,18 @@ def test_config_resolution_and_errors() -> None:
         from_dict(ModelConfig, {"parameterization": "ntk"})
 
 
+def test_an_unresolved_named_model_is_refused_not_resolved_again() -> None:
+    from scaling.model import check_resolved
+    from scaling.model.flops import flops_per_token
+
+    with pytest.raises(ValueError, match=r"^model.name=m1: width not filled in; pass resolve_model_config"):
+        build_model(ModelConfig(name="m1"), out_dim=4, device="meta")
+    with pytest.raises(ValueError, match="n_layers, d_state, headdim not filled in"):
+        flops_per_token(ModelConfig(name="tiny", width=32), 4, 64)
+    resolved = resolve_model_config(ModelConfig(name="m1"))
+    assert check_resolved(resolved) is resolved
+
+
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the no-CUDA error")
 def test_mamba_ssm_impl_without_cuda_is_a_clear_error() -> None:
     assert resolve_impl(_tiny(impl="auto")) == "reference"

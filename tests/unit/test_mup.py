@@ -9,15 +9,9 @@ import pytest
 import torch
 
 from scaling.model import ModelConfig, build_model, resolve_model_config
-from scaling.mup import (
-    PROBES,
-    build_param_groups,
-    classify_parameter,
-    coord_sizes,
-    coordcheck,
-    main,
-    multipliers,
-)
+from scaling.model.mup import classify_parameter, multipliers
+from scaling.train.coordcheck import PROBES, coord_sizes, coordcheck, main
+from scaling.train.param_groups import build_param_groups
 
 
 def _cfg(width: int, parameterization: str = "mup") -> ModelConfig:

@@ -24,7 +24,7 @@ from scaling.objectives.scaling import fit_target_stats, scale_targets, unscale_
 from scaling.train.batches import BatchSource, fit_statistics
 from scaling.train.config import DataConfig, SimulateConfig
 from scaling.train.data_setup import ensure_dataset
-from scaling.train.loop import ratio_summary, validation_row
+from scaling.train.validation import ratio_summary, validation_row
 
 GEOMETRY = {
     "r_min": 30.0,

@@ -23,7 +23,7 @@ from scaling.objectives.tokens import fit_kmeans, perplexity
 from scaling.train.batches import BatchSource, first_samples
 from scaling.train.config import DataConfig, SimulateConfig, load_train_config
 from scaling.train.data_setup import ensure_dataset
-from scaling.train.loop import validation_row
+from scaling.train.validation import validation_row
 
 TINY = Path(__file__).resolve().parents[2] / "scaling" / "train" / "configs" / "tiny_cpu.yaml"
 

@@ -54,6 +54,24 @@ def test_valid_custom_and_named_models_still_load() -> None:
     assert load_train_config(TINY, ["model.name=m3", "model.width=256"]).model.name == "m3"
 
 
+def test_a_named_model_is_resolved_once_at_load() -> None:
+    import yaml
+
+    from scaling.config import dump_yaml, from_dict, load_yaml
+    from scaling.model import resolve_model_config
+
+    cfg = load_train_config(TINY, ["model.name=m3"])
+    assert (cfg.model.width, cfg.model.n_heads, cfg.model.d_inner) == (256, 8, 512)
+    assert resolve_model_config(cfg.model) == cfg.model  # idempotent: nothing left to fill
+    tiny = load_train_config(TINY, ["model.name=tiny"]).model
+    assert (tiny.width, tiny.n_layers, tiny.d_state, tiny.headdim) == (32, 2, 16, 16)
+    # the config a run writes names the width, and loads back to the same config
+    text = dump_yaml(cfg)
+    assert "width: 256" in text
+    assert from_dict(type(cfg), yaml.safe_load(text)) == cfg
+    assert load_yaml(TINY)["model"].get("width", 0) == 0  # the file itself leaves it to the name
+
+
 def test_tensorboard_is_off_by_default_and_a_bool() -> None:
     assert load_train_config(TINY).logging.tensorboard is False
     assert load_train_config(TINY, ["logging.tensorboard=true"]).logging.tensorboard is True

@@ -182,7 +182,7 @@ def test_resolved_config_round_trips() -> None:
 
 
 def test_progress_line_shows_step_loss_throughput_eta() -> None:
-    from scaling.train.loop import progress_line
+    from scaling.train.progress import progress_line
 
     line = progress_line(25, 100, 0.1234, 5000.0, 180.0)
     assert line == "step 25/100  loss 0.1234  5,000 tok/s  mfu -  eta 3m00s"

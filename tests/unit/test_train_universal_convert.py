@@ -9,7 +9,8 @@ import pytest
 from scaling.atomic import write_json_atomic
 from scaling.train import checkpoint as ckpt
 from scaling.train.dist import DistEnv
-from scaling.train.loop import RunFailed, plan_resume
+from scaling.train.exits import RunFailed
+from scaling.train.trainer import plan_resume
 from scaling.train.universal import UNIVERSAL, has_universal, resize_rank_state
 
 

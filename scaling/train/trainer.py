@@ -1,4 +1,9 @@
-"""The `Trainer`: DeepSpeed engine, data, resume, and the step loop (step -> log -> validate -> save)."""
+"""The `Trainer`: DeepSpeed engine, data, resume, and the step loop (step -> log -> validate -> save).
+
+`Trainer(cfg, run_dir, dist).train()` returns the exit code (0 done, 3 preempted) or raises; `run` in
+scaling/train/entry.py turns what it raises into an exit code and status.json. Also here: the counters a
+checkpoint carries (`Totals`), the RNG states it saves, and which checkpoint a start resumes from and how.
+"""
 
 from __future__ import annotations
 
@@ -7,21 +12,24 @@ import gc
 import logging
 import math
 import os
+import random
 import shutil
+import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
-from scaling.atomic import write_json_if_changed
-from scaling.config import ConfigError
+from scaling.atomic import write_json_atomic, write_json_if_changed, write_text_atomic
+from scaling.config import ConfigError, dump_yaml
 from scaling.data.loader import EventStream
-from scaling.inputs.pipeline import PackedBatch
-from scaling.model import build_model, count_parameters, resolve_model_config
+from scaling.inputs.batch import PackedBatch
+from scaling.model import build_model, count_parameters
 from scaling.model.flops import flops_per_token
 from scaling.model.mamba2 import resolve_impl
-from scaling.mup import build_param_groups
 from scaling.objectives import build_objective
 from scaling.train import board, ledger
 from scaling.train import checkpoint as ckpt
@@ -30,28 +38,83 @@ from scaling.train.config import TrainConfig, accumulation_steps, budget_checkpo
 from scaling.train.data_setup import ensure_dataset
 from scaling.train.deepspeed_config import build_deepspeed_config, use_bf16
 from scaling.train.dist import DistEnv
-from scaling.train.loop import (
-    EXIT_OK,
-    EXIT_PREEMPTED,
-    RunFailed,
-    Totals,
-    plan_resume,
-    progress_line,
-    ratio_summary,
-    rng_state,
-    seed_everything,
-    set_rng_state,
-    setup_logging,
-    validation_means,
-    validation_row,
-    validation_sums,
-    write_run_info,  # fmt: skip
-)
+from scaling.train.exits import EXIT_OK, EXIT_PREEMPTED, RunFailed
+from scaling.train.param_groups import build_param_groups
+from scaling.train.progress import progress_line
 from scaling.train.schedule import apply_lr, group_lrs, lr_factor
 from scaling.train.signals import StopFlag
-from scaling.train.universal import UNIVERSAL, resize_rank_state
+from scaling.train.universal import UNIVERSAL, has_universal, resize_rank_state
+from scaling.train.validation import ratio_summary, validation_means, validation_row, validation_sums
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(kw_only=True)
+class Totals:
+    """Cumulative counters saved in every checkpoint (so a resumed run continues them)."""
+
+    events: int = 0
+    tokens: int = 0
+    flops: float = 0.0
+    wall_s: float = 0.0
+    bad_steps: int = 0
+    budget_checkpoints: list[dict[str, Any]] = field(default_factory=list)
+    val_losses: list[float] = field(default_factory=list)
+    val_ratios: list[float] = field(default_factory=list)  # val_loss / the layer lookup's, per validation
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def rng_state() -> dict[str, Any]:
+    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state(state["cuda"])
+
+
+def write_run_info(cfg: TrainConfig, run_dir: Path, dist: DistEnv, device_name: str) -> None:
+    """Resolved config, code version and environment, before step 0 (rank 0)."""
+    write_text_atomic(run_dir / "config.yaml", dump_yaml(cfg))
+    write_json_atomic(run_dir / "environment.json", ledger.environment_info(dist.world_size, device_name))
+
+
+def plan_resume(root: Path, dist: DistEnv, zero_stage: int, run_dir: Path) -> tuple[Path | None, bool]:
+    """(newest complete checkpoint or None, whether it loads through its universal copy).
+
+    ZeRO partitions are per rank: another world size (or stage) needs the universal copy, except between
+    stage-0 checkpoints, which hold the whole optimizer state in one file."""
+    folder = ckpt.find_resume(root)
+    if folder is None:
+        return None, False
+    meta = ckpt.read_meta(folder)
+    saved, saved_stage = int(meta.get("world_size", dist.world_size)), int(meta.get("zero_stage", zero_stage))
+    if saved_stage == zero_stage and (saved == dist.world_size or zero_stage == 0):
+        return folder, False
+    if zero_stage > 0 and saved_stage > 0 and has_universal(folder):
+        return folder, True
+    raise RunFailed(
+        f"{folder}: saved with world size {saved} (ZeRO stage {saved_stage}), resumed with "
+        f"{dist.world_size} (ZeRO stage {zero_stage}); convert it once with `python -m "
+        f"scaling.train.universal {run_dir}` and resume, or resume with {saved} processes and that stage"
+    )
+
+
+def setup_logging(rank: int) -> None:
+    level = logging.INFO if rank == 0 else logging.WARNING
+    logging.basicConfig(level=level, stream=sys.stderr, format=f"[rank {rank}] %(levelname)s %(message)s")
+    os.environ.setdefault("DS_ACCELERATOR", "cpu" if not torch.cuda.is_available() else "cuda")
 
 
 class Trainer:
@@ -515,7 +578,7 @@ class Trainer:
             "model": self.cfg.model.name,
             "objective": self.objective.name,
             "uses_labels": self.objective.uses_labels,  # supervised reference: not a pretraining result
-            "width": resolve_model_config(self.cfg.model).width,
+            "width": self.cfg.model.width,
             "params_total": self.params["total"],
             "params_non_embedding": self.params["non_embedding"],
             "tokens": t.tokens,
