@@ -1,8 +1,8 @@
 """Read what runs wrote: a sweep folder of run directories, or a plain CSV table, into tidy records.
 
-A run directory (DESIGN.md) holds config.yaml, status.json, metrics.jsonl and, once completed, summary.json.
-Only completed runs enter the size/data/joint fits; the others are listed as excluded with the reason, and
-their partial validation curves stay available for the compute frontier.
+A run directory (README 'The run directory') holds config.yaml, status.json, metrics.jsonl and, once
+completed, summary.json. Only completed runs enter the size/data/joint fits; the others are listed as excluded
+with the reason, and their partial validation curves stay available for the compute frontier.
 
     >>> sweep = load_sweep(Path("runs/quickstart"))
     >>> [r.name for r in sweep.completed], sweep.excluded

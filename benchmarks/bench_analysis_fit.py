@@ -23,7 +23,7 @@ import numpy as np  # noqa: E402
 from analysis import laws  # noqa: E402
 from analysis.bootstrap import resample_weights  # noqa: E402
 from analysis.fit import fit_joint_law, fit_single_law  # noqa: E402
-from analysis.synthetic import TrueLaw  # noqa: E402
+from tests.synthetic import TrueLaw  # noqa: E402
 
 SINGLE = {"A": 400.0, "alpha": 0.3, "E": 1.5}
 

@@ -80,8 +80,8 @@ COMMON_PRETRAIN = {
     "logging.interval": 50, "logging.progress_interval": 100,
 }  # fmt: skip
 ADAPTER = {"adapter.d_proj": 64, "adapter.n_heads": 4, "adapter.depth": 1, "adapter.mlp_hidden": 128,
-           "adapter.n_queries": 40, "adapter.n_decoder_layers": 2, "optim.batch_events": 8,
-           "optim.lr": 1e-3, "optim.warmup_steps": 20}  # fmt: skip
+           "adapter.n_queries": 40, "adapter.n_decoder_layers": 2, "budget.batch_events": 8,
+           "optimizer.lr": 1e-3, "schedule.warmup_steps": 20}  # fmt: skip
 HEADLINES = {
     "tracking": ["ari_pooled", "efficiency", "purity"],
     "pid": ["macro_recall", "accuracy", "majority_accuracy"],
@@ -130,7 +130,7 @@ def downstream(
         keys = {
             **ADAPTER, "backbone": backbone, "task": task, "seed": seed, "dataset": str(dataset),
             "n_train_events": mode["n_train"], "n_eval_events": mode["n_eval"], "stem_width": width,
-            "optim.steps": mode["tracking_steps" if task == "tracking" else "steps"],
+            "budget.steps": mode["tracking_steps" if task == "tracking" else "steps"],
             "adapter.loss": "ce" if task == "tracking" else "weighted_ce",
             "cache_dir": str(out.parents[1] / "feature-cache"), "device": "cpu",
         }  # fmt: skip
@@ -205,7 +205,7 @@ def main() -> int:
             rows.append(row)
     pretrain = describe_backbone(bb_dir, args.step)
     print(f"\nbackbone {bb_dir}: {json.dumps(pretrain)}")
-    steps = f"{mode['steps']} (tracking {mode['tracking_steps']}) x {ADAPTER['optim.batch_events']} events"
+    steps = f"{mode['steps']} (tracking {mode['tracking_steps']}) x {ADAPTER['budget.batch_events']} events"
     print(f"labelled: {mode['n_train']} train events, {mode['n_eval']} test events; adapter steps {steps}")
     print_table(rows)
     summary = {"mode": mode, "adapter": ADAPTER, "backbone": pretrain, "step": args.step, "rows": rows,

@@ -27,8 +27,9 @@ from analysis.downstream.adapters import AdapterConfig  # noqa: E402
 from analysis.downstream.features import LabelledSplit  # noqa: E402
 from analysis.downstream.metrics import tracking_metrics  # noqa: E402
 from analysis.downstream.train import (  # noqa: E402
+    AdapterBudgetConfig,
+    AdapterScheduleConfig,
     DownstreamConfig,
-    OptimConfig,
     build_run_model,
     predict,
     train_adapter,
@@ -79,13 +80,13 @@ def bench_training(task: str, n_points: int, width: int, steps: int) -> None:
     torch.set_num_threads(1)
     cfg = DownstreamConfig(
         backbone="runs/x", task=task, adapter=AdapterConfig(n_queries=32, n_decoder_layers=3),
-        optim=OptimConfig(steps=steps, batch_events=8, warmup_steps=1),
+        schedule=AdapterScheduleConfig(warmup_steps=1),
+        budget=AdapterBudgetConfig(steps=steps, batch_events=8),
     )  # fmt: skip
     data = _split(32, n_points, width)
     model = build_run_model(cfg, width)
-    train_adapter(
-        model, data, cfg.__class__(**{**cfg.__dict__, "optim": OptimConfig(steps=1, batch_events=8)})
-    )
+    warm = {"schedule": AdapterScheduleConfig(), "budget": AdapterBudgetConfig(steps=1, batch_events=8)}
+    train_adapter(model, data, cfg.__class__(**{**cfg.__dict__, **warm}))
     fit = train_adapter(model, data, cfg)
     t0 = time.perf_counter()
     predict(model, data, cfg)

@@ -21,7 +21,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from scaling.config import ConfigError, field_types, has_key
+from scaling.config import ConfigError, field_types, has_key, renamed_key
 
 AXIS_ALIASES = {"model": "model.name"}
 AXIS_KINDS = ("grid", "zip")
@@ -45,6 +45,12 @@ def _field_type(cls: type, dotted: str) -> Any:
     return node
 
 
+def _fix(cls: type, dotted: str, value: Any = None) -> str:
+    """How to fix a key `cls` does not have: its new spelling when `cls` renamed it, else "fix its name"."""
+    moved = renamed_key(cls, dotted, value)
+    return f"'{moved[0]}' is now spelled '{moved[1]}'" if moved else "fix its name"
+
+
 def flatten_set(cls: type, tree: dict[str, Any], where: str, path: Path | str) -> dict[str, Any]:
     """Dotted leaf keys of a nested `set:` mapping; descends into dataclass fields only (a dict is a leaf)."""
     out: dict[str, Any] = {}
@@ -53,7 +59,7 @@ def flatten_set(cls: type, tree: dict[str, Any], where: str, path: Path | str) -
         for key, value in node.items():
             dotted = prefix + AXIS_ALIASES.get(str(key), str(key))
             if not has_key(cls, dotted):
-                raise _err(path, f"{where}.{dotted}: not a {cls.__name__} key; fix its name")
+                raise _err(path, f"{where}.{dotted}: not a {cls.__name__} key; {_fix(cls, dotted, value)}")
             if isinstance(value, dict) and dataclasses.is_dataclass(_field_type(cls, dotted)):
                 walk(value, dotted + ".")
             else:
@@ -75,7 +81,7 @@ def validate_axes(axes: Any, cls: type, path: Path | str) -> None:
             where = f"axes.{kind}.{key}" if key in (axes.get(kind) or {}) else f"axes.{key}"
             dotted = AXIS_ALIASES.get(key, key)
             if not has_key(cls, dotted):
-                raise _err(path, f"{where}: '{dotted}' is not a {cls.__name__} key; fix its name")
+                raise _err(path, f"{where}: '{dotted}' is not a {cls.__name__} key; {_fix(cls, dotted)}")
             if isinstance(values, dict) and kind == "grid":
                 _validate_runs_of(values, where, path)
             elif not isinstance(values, list) or not values:
@@ -101,8 +107,11 @@ def validate_overrides(
     """The list form `[{when: {axis: value}, set: {...}}]` as (when, dotted set) pairs; keys checked."""
     if isinstance(overrides, dict):
         for key in overrides:
-            if not has_key(cls, AXIS_ALIASES.get(key, key)):
-                raise _err(path, f"overrides.{key}: not a {cls.__name__} key; fix its name")
+            dotted = AXIS_ALIASES.get(key, key)
+            if not has_key(cls, dotted):
+                raise _err(
+                    path, f"overrides.{key}: not a {cls.__name__} key; {_fix(cls, dotted, overrides[key])}"
+                )
         return []
     grid, zipped = axis_groups(axes)
     axis_keys = {AXIS_ALIASES.get(k, k) for k in [*grid, *zipped]}

@@ -1,7 +1,8 @@
 """Typed configuration: keyword-only dataclasses loaded from YAML with `a.b=c` overrides.
 
 Precedence is defaults < YAML file < command-line overrides. The merge is strict: a key that is not a field
-is an error naming the dotted path and the file, and so is a value of the wrong type. Each component owns its
+is an error naming the dotted path and the file, and so is a value of the wrong type; a key that a class has
+renamed (its `RENAMED_KEYS`, old dotted key -> new) is refused with the new spelling. Each component owns its
 own `...Config` dataclass (a one-line doc per field in `metadata={"doc": ...}`); a tree of them is
 just a dataclass whose fields are dataclasses.
 
@@ -167,6 +168,9 @@ def from_dict(cls: type[T], data: dict[str, Any] | None, *, source: str = "<conf
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}  # type: ignore[arg-type]
     unknown = sorted(set(data) - set(fields))
     if unknown:
+        moved = renamed_key(cls, unknown[0], data[unknown[0]])
+        if moved:
+            raise ConfigError(f"{source}: '{prefix}{moved[0]}' is now spelled '{prefix}{moved[1]}'")
         known = ", ".join(sorted(fields))
         raise ConfigError(f"{source}: unknown key '{prefix}{unknown[0]}' (known here: {known})")
     kwargs = {name: _coerce(hints[name], value, source, f"{prefix}{name}") for name, value in data.items()}
@@ -177,6 +181,23 @@ def from_dict(cls: type[T], data: dict[str, Any] | None, *, source: str = "<conf
             raise
         raise ConfigError(f"{source}: {prefix.rstrip('.') or cls.__name__}: {err}") from None
     return obj
+
+
+def renamed_key(cls: type, dotted: str, value: Any = None) -> tuple[str, str] | None:
+    """(old, new) dotted keys when `dotted` (or, for a mapping `value`, one of its keys) is a spelling that
+    `cls` no longer reads, from its `RENAMED_KEYS` (old -> new, relative to `cls`); else None.
+
+        >>> renamed_key(DownstreamConfig, "optim", {"steps": 300})    # ("optim.steps", "budget.steps")
+    """
+    renamed = getattr(cls, "RENAMED_KEYS", None) or {}
+    if dotted in renamed:
+        return dotted, renamed[dotted]
+    if isinstance(value, dict):
+        for key, sub in value.items():  # a group spelled the old way: name the first of its keys
+            moved = renamed_key(cls, f"{dotted}.{key}", sub)
+            if moved:
+                return moved
+    return None
 
 
 def load_config(

@@ -31,6 +31,7 @@ import h5py
 import numpy as np
 
 from scaling.data.schema import Event
+from scaling.iterables import batched
 
 log = logging.getLogger(__name__)
 CACHE_VERSION = 1
@@ -150,23 +151,12 @@ def cached_events(path: Path) -> int:
         return int(f.attrs.get("n_events", 0))
 
 
-def _batches(events: Iterable[Event], size: int) -> Iterator[list[Event]]:
-    batch: list[Event] = []
-    for ev in events:
-        batch.append(ev)
-        if len(batch) == size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
-
-
 def extract_split(source: FeatureSource, events: Iterable[Event], batch_events: int = 8) -> LabelledSplit:
     """Run `source` over `events` and collect features with labels (original point order)."""
     out: dict[str, list[np.ndarray]] = {k: [] for k in ("f", "t", "p", "n", "x", "pt", "eta")}
     ids: list[int] = []
     all_truth = True
-    for batch in _batches(events, batch_events):
+    for batch in batched(events, batch_events):
         for ev, feats in zip(batch, source.extract(batch), strict=True):
             out["f"].append(feats.astype(np.float32))
             out["t"].append(ev.track_id)

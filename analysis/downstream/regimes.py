@@ -143,7 +143,7 @@ def build_regime_model(
         d = int(backbone.cfg.width) * spec.n_blocks(depth)
         head = build_run_model(cfg, d, n_mix=spec.n_blocks(depth) if spec.kind == "mix" else 1)
         model = FullNetwork(backbone, spec, head).to(resolve_device(cfg.device))
-        feats = initial_features(model, train, cfg.optim.batch_events) if cfg.standardize else []
+        feats = initial_features(model, train, cfg.budget.batch_events) if cfg.standardize else []
         target = head
     else:
         n_mix = 1

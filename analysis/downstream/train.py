@@ -12,9 +12,9 @@ the features were extracted, so no gradient can reach it.
 from __future__ import annotations
 
 import logging
-import math
 import time
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
 import numpy as np
@@ -31,9 +31,11 @@ from analysis.downstream.features import LabelledSplit
 from analysis.downstream.inputs import InputAdapter, parse_layers
 from analysis.downstream.matching import SetLossWeights, event_set_loss, track_targets
 from analysis.downstream.metrics import classification_metrics, tracking_metrics
-from scaling.config import doc
+from scaling.config import check_range, doc
 from scaling.data.schema import PID_NAMES
+from scaling.train.config import OptimizerConfig, ScheduleConfig
 from scaling.train.progress import format_duration
+from scaling.train.schedule import lr_factor
 
 log = logging.getLogger(__name__)
 ADAPTER_ONLY = "adapter_only"
@@ -47,28 +49,61 @@ def run_regime(cfg: DownstreamConfig) -> str:
 
 
 @dataclass(kw_only=True)
-class OptimConfig:
-    """Adapter optimisation (AdamW, cosine decay to 10 % of the peak after a short linear warm-up)."""
+class AdapterOptimizerConfig(OptimizerConfig):
+    """Adapter AdamW: the pretraining's `optimizer.*` keys, with the adapter's defaults."""
 
     lr: float = doc("peak learning rate", default=1e-3)
-    weight_decay: float = doc("AdamW weight decay", default=0.01)
+    grad_clip: float = doc("global gradient-norm clip; 0 = off", default=1.0)
+
+
+@dataclass(kw_only=True)
+class AdapterScheduleConfig(ScheduleConfig):
+    """The pretraining's LR schedules (`schedule.*`, scaling/train/schedule.py) over `budget.steps`; by
+    default a short linear warm-up, then cosine decay to 10 % of the peak."""
+
+    warmup_steps: int = doc("steps of linear warm-up from 0 to the peak", default=20)
+    min_lr_ratio: float = doc("final LR as a fraction of the peak", default=0.1)
+
+
+@dataclass(kw_only=True)
+class AdapterBudgetConfig:
+    """How long the adapter trains."""
+
     steps: int = doc("optimizer steps (each one batch of events)", default=300)
-    warmup_steps: int = doc("linear warm-up steps", default=20)
-    batch_events: int = doc("events per batch", default=8)
-    grad_clip: float = doc("gradient-norm clip", default=1.0)
+    batch_events: int = doc(
+        "events per optimizer step (and per batch when features are extracted and test events predicted)",
+        default=8,
+    )
+
+    def __post_init__(self) -> None:
+        check_range(self, "steps", "batch_events", low=1)
+
+
+@dataclass(kw_only=True)
+class AdapterLoggingConfig:
+    """The run's log."""
+
     progress_interval: int = doc("a progress line in the run's log (the Slurm log) every this many steps",
                                  default=50)  # fmt: skip
 
     def __post_init__(self) -> None:
-        if self.steps < 1 or self.batch_events < 1 or self.lr <= 0 or self.progress_interval < 1:
-            raise ValueError(
-                "optim.steps, optim.batch_events, optim.lr and optim.progress_interval must be positive"
-            )
+        check_range(self, "progress_interval", low=1)
 
 
 @dataclass(kw_only=True)
 class DownstreamConfig:
     """A downstream run: backbone x task x label budget x seed."""
+
+    # the adapter's optimisation keys are spelled as pretraining spells them (scaling/train/config.py)
+    RENAMED_KEYS = MappingProxyType({
+        "optim.lr": "optimizer.lr",
+        "optim.weight_decay": "optimizer.weight_decay",
+        "optim.grad_clip": "optimizer.grad_clip",
+        "optim.warmup_steps": "schedule.warmup_steps",
+        "optim.steps": "budget.steps",
+        "optim.batch_events": "budget.batch_events",
+        "optim.progress_interval": "logging.progress_interval",
+    })  # fmt: skip
 
     backbone: str = doc("training run dir or checkpoint step folder, or 'adapter_only'", default=ADAPTER_ONLY)
     regime: str = doc(
@@ -87,7 +122,8 @@ class DownstreamConfig:
         default=True,
     )
     backbone_lr_ratio: float = doc(
-        "finetune / scratch: backbone learning rate as a fraction of optim.lr (muP groups kept)", default=0.1
+        "finetune / scratch: backbone learning rate as a fraction of optimizer.lr (muP groups kept)",
+        default=0.1,
     )
     step: int | None = doc("checkpoint step (default: the latest complete one)", default=None)
     stem_width: int = doc("AdapterOnly: width of the learnable linear stem on raw inputs", default=64)
@@ -108,7 +144,10 @@ class DownstreamConfig:
     cache_dir: str = doc("feature cache folder ('' = no cache)", default="runs/feature-cache")
     device: str = doc("adapter device: auto (cuda if available, else cpu), cpu or cuda", default="auto")
     adapter: AdapterConfig = doc("adapter shape and loss", default_factory=AdapterConfig)
-    optim: OptimConfig = doc("adapter optimisation", default_factory=OptimConfig)
+    optimizer: AdapterOptimizerConfig = doc("adapter AdamW", default_factory=AdapterOptimizerConfig)
+    schedule: AdapterScheduleConfig = doc("adapter LR schedule", default_factory=AdapterScheduleConfig)
+    budget: AdapterBudgetConfig = doc("adapter steps and batch", default_factory=AdapterBudgetConfig)
+    logging: AdapterLoggingConfig = doc("progress lines", default_factory=AdapterLoggingConfig)
     set_loss: dict[str, float] = doc(
         "tracking loss weights: cls, focal, dice, no_object", default_factory=dict
     )
@@ -171,12 +210,13 @@ def make_batch(data: LabelledSplit, idx: list[int], task: str) -> Batch:
     return Batch(x, valid, labels, tracks)
 
 
-def _lr_at(step: int, cfg: OptimConfig) -> float:
-    """Linear warm-up, then cosine from 1 to 0.1 (a fraction of the peak)."""
-    if step < cfg.warmup_steps:
-        return (step + 1) / cfg.warmup_steps
-    frac = (step - cfg.warmup_steps) / max(cfg.steps - cfg.warmup_steps, 1)
-    return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(frac, 1.0)))
+def lr_at(step: int, cfg: DownstreamConfig) -> float:
+    """Multiplier of the peak LR at optimizer step `step`: the pretraining's schedule over `budget.steps`."""
+    sched = cfg.schedule
+    return lr_factor(
+        step, warmup_steps=sched.warmup_steps, total_steps=cfg.budget.steps, min_ratio=sched.min_lr_ratio,
+        name=sched.name, decay_fraction=sched.decay_fraction,
+    )  # fmt: skip
 
 
 def batch_loss(
@@ -199,10 +239,10 @@ def batch_loss(
 
 def adapter_progress_line(step: int, cfg: DownstreamConfig, losses: list[float], elapsed_s: float) -> str:
     """One line of the run's log: task, step/steps, mean loss of the last 10 steps, events/s and ETA."""
-    rate = step * cfg.optim.batch_events / max(elapsed_s, 1e-9)
-    eta = elapsed_s / step * (cfg.optim.steps - step)
+    rate = step * cfg.budget.batch_events / max(elapsed_s, 1e-9)
+    eta = elapsed_s / step * (cfg.budget.steps - step)
     return (
-        f"{cfg.task} adapter step {step}/{cfg.optim.steps}  loss {np.mean(losses[-10:]):.4g}  "
+        f"{cfg.task} adapter step {step}/{cfg.budget.steps}  loss {np.mean(losses[-10:]):.4g}  "
         f"{rate:,.1f} events/s  eta {format_duration(eta)}"
     )
 
@@ -210,8 +250,11 @@ def adapter_progress_line(step: int, cfg: DownstreamConfig, losses: list[float],
 def train_adapter(model: torch.nn.Module, data: LabelledSplit, cfg: DownstreamConfig) -> dict[str, Any]:
     """Train `model` on `data`; returns loss curve ends and throughput (events/s, without feature time)."""
     gen = torch.Generator().manual_seed(cfg.seed)
-    opt = torch.optim.AdamW(param_groups(model, cfg), lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: _lr_at(s, cfg.optim))
+    opt = torch.optim.AdamW(
+        param_groups(model, cfg), lr=cfg.optimizer.lr, weight_decay=cfg.optimizer.weight_decay,
+        betas=tuple(cfg.optimizer.betas), eps=cfg.optimizer.eps,
+    )  # fmt: skip
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_at(s, cfg))
     weights = None
     if cfg.task != "tracking" and cfg.adapter.loss != "ce":
         labels = torch.from_numpy(np.concatenate(getattr(data, cfg.task)).astype(np.int64))
@@ -222,25 +265,26 @@ def train_adapter(model: torch.nn.Module, data: LabelledSplit, cfg: DownstreamCo
     weights = None if weights is None else weights.to(device)
     model.train()
     t0 = time.perf_counter()
-    for _ in range(cfg.optim.steps):
-        if len(order) < cfg.optim.batch_events:
+    for _ in range(cfg.budget.steps):
+        if len(order) < cfg.budget.batch_events:
             order += torch.randperm(len(data), generator=gen).tolist()
-        idx, order = order[: cfg.optim.batch_events], order[cfg.optim.batch_events :]
+        idx, order = order[: cfg.budget.batch_events], order[cfg.budget.batch_events :]
         loss = batch_loss(model, _to(make_batch(data, idx, cfg.task), device), cfg, weights)
         if not torch.isfinite(loss):
-            raise RuntimeError(f"adapter loss became {loss.item()} at step {len(losses)}; lower optim.lr")
+            raise RuntimeError(f"adapter loss became {loss.item()} at step {len(losses)}; lower optimizer.lr")
         opt.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip)
+        if cfg.optimizer.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.optimizer.grad_clip)
         opt.step()
         sched.step()
         losses.append(float(loss.detach()))
-        if len(losses) % cfg.optim.progress_interval == 0 or len(losses) == cfg.optim.steps:
+        if len(losses) % cfg.logging.progress_interval == 0 or len(losses) == cfg.budget.steps:
             log.info("%s", adapter_progress_line(len(losses), cfg, losses, time.perf_counter() - t0))
     wall = time.perf_counter() - t0
-    events = cfg.optim.steps * cfg.optim.batch_events
+    events = cfg.budget.steps * cfg.budget.batch_events
     return {
-        "steps": cfg.optim.steps,
+        "steps": cfg.budget.steps,
         "events_seen": events,
         "wall_s": wall,
         "events_per_s": events / wall,
@@ -254,8 +298,8 @@ def predict(model: torch.nn.Module, data: LabelledSplit, cfg: DownstreamConfig) 
     """Per-event predictions in original point order: class per point, or track (query index) per point."""
     model.eval()
     preds: list[np.ndarray] = []
-    for start in range(0, len(data), cfg.optim.batch_events):
-        idx = list(range(start, min(start + cfg.optim.batch_events, len(data))))
+    for start in range(0, len(data), cfg.budget.batch_events):
+        idx = list(range(start, min(start + cfg.budget.batch_events, len(data))))
         batch = _to(make_batch(data, idx, cfg.task), next(model.parameters()).device)
         out = model(batch.x, batch.valid)
         p = assign_tracks(*out[-1]) if cfg.task == "tracking" else out.argmax(-1)  # [B, L]
@@ -288,7 +332,7 @@ def score(preds: list[np.ndarray], data: LabelledSplit, cfg: DownstreamConfig) -
 def param_groups(model: torch.nn.Module, cfg: DownstreamConfig) -> list[dict[str, Any]]:
     """Optimizer groups: the model's own (a trainable backbone's muP groups) or one group of them all."""
     if hasattr(model, "param_groups"):
-        return model.param_groups(cfg.optim.lr, cfg.optim.weight_decay, cfg.backbone_lr_ratio)
+        return model.param_groups(cfg.optimizer.lr, cfg.optimizer.weight_decay, cfg.backbone_lr_ratio)
     return [{"params": [p for p in model.parameters() if p.requires_grad]}]
 
 

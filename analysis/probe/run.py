@@ -6,7 +6,7 @@ Feature sources, side by side on the same events and the same targets:
     raw                  the model's inputs [e_std, r01, phi01, eta01] (the trainer's pipeline)
     backbone_final_norm  the checkpoint after the final RMSNorm (what the downstream adapters read)
 Pre-norm is the main figure because the final norm lets the heavy-tailed energy column dominate and drops
-position information (NOTES.md: η to RMS 0.0066 before the norm, 0.062 after).
+position information (η to RMS 0.0066 before the norm, 0.062 after; README 'Probes').
 
 Probes are fitted on the first `n_events` events of the train split (the last `val_fraction` of them choose
 the regularisation) and scored on the first `n_eval_events` of a different split: held-out events. Each probe

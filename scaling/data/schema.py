@@ -28,9 +28,9 @@ import numpy.typing as npt
 
 SCHEMA_VERSION = 1
 
-# One split vocabulary (DESIGN.md): the simulator, the TPCpp-10M importer, the trainer's and the downstream
-# defaults and the sweeps all use these names. `pretrain` is unlabelled (TPCpp-10M's ~10M pretraining events),
-# the other three are labelled (TPCpp-10M's 70k / 13k / 7k events).
+# One split vocabulary (README 'Datasets'): the simulator, the TPCpp-10M importer, the trainer's and the
+# downstream defaults and the sweeps all use these names. `pretrain` is unlabelled (TPCpp-10M's ~10M
+# pretraining events), the other three are labelled (TPCpp-10M's 70k / 13k / 7k events).
 PRETRAIN_SPLIT, TRAIN_SPLIT, VAL_SPLIT, TEST_SPLIT = "pretrain", "train", "val", "test"
 SPLIT_NAMES: tuple[str, ...] = (PRETRAIN_SPLIT, TRAIN_SPLIT, VAL_SPLIT, TEST_SPLIT)
 MANIFEST_NAME = "manifest.json"

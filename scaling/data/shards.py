@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,6 +38,7 @@ from scaling.data.schema import (
     pid_in_range,
 )
 from scaling.data.stats import StatsAccumulator
+from scaling.iterables import batched
 
 log = logging.getLogger(__name__)
 
@@ -192,17 +193,6 @@ def write_task(
     return {"file": task.file, **entry}
 
 
-def _batches(events: Iterable[Event], size: int) -> Iterator[list[Event]]:
-    batch: list[Event] = []
-    for event in events:
-        batch.append(event)
-        if len(batch) == size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
-
-
 def begin_dataset(out_dir: str | os.PathLike[str]) -> Path:
     """Create the folder and drop any old manifest: it must not outlive the shards it lists."""
     out = Path(out_dir)
@@ -253,7 +243,7 @@ def write_dataset(
     entries: list[dict[str, Any]] = []
     try:
         for split, events in splits.items():
-            for index, batch in enumerate(_batches(events, shard_events)):
+            for index, batch in enumerate(batched(events, shard_events)):
                 task = ShardTask(split=split, index=index, first_event=index * shard_events,
                                  n_events=len(batch))  # fmt: skip
                 entries.append(write_task(out, task, batch, compression=compression,

@@ -5,7 +5,7 @@ serialisation (the two views of contrastive pretraining; JetCLR, Dillon et al. 2
 
 Each keeps the event a plausible sPHENIX TPC event: the solenoid field is along z and the beams collide
 head-on, so a rotation in phi and the reflection z -> -z map physics onto physics; the smearing is the
-detector's own resolution (about 150 um in r*phi, 1 mm in z: DESIGN.md); dropped points stand for
+detector's own resolution (about 150 um in r*phi, 1 mm in z); dropped points stand for
 inefficiency and injected points (at the radius of an existing point, uniform phi and z within the event's
 range, an existing point's energy) for noise hits, labelled noise.
 """

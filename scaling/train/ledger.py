@@ -1,6 +1,6 @@
 """The run ledger: status.json, metrics.jsonl (one flushed row per line) and summary.json.
 
-Field names are the run-directory contract (CONTRACTS.md, DESIGN.md). Only rank 0 writes.
+Field names are the run-directory contract (README 'The run directory'). Only rank 0 writes.
 """
 
 from __future__ import annotations

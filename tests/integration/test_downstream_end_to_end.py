@@ -39,7 +39,7 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 def _downstream(s: dict[str, Path], name: str, *overrides: str) -> subprocess.CompletedProcess[str]:
     return _run("analysis.downstream", "--run-dir", str(s["root"] / name), f"backbone={s['bb']}",
                 f"dataset={s['data']}", f"cache_dir={s['root'] / 'cache'}", "n_train_events=6",
-                "n_eval_events=4", "optim.steps=4", "adapter.n_queries=6", *overrides)  # fmt: skip
+                "n_eval_events=4", "budget.steps=4", "adapter.n_queries=6", *overrides)  # fmt: skip
 
 
 def test_frozen_backbone_runs_share_the_feature_cache(setup: dict[str, Path]) -> None:

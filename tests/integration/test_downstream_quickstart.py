@@ -52,7 +52,7 @@ def _downstream(
         "cache_dir": str(sweep / "downstream" / "feature-cache"),
         "adapter": {"d_proj": 16, "mlp_hidden": 32, "n_queries": 40, "n_decoder_layers": 1,
                     "loss": "ce" if task == "tracking" else "weighted_ce"},
-        "optim": {"steps": 3, "batch_events": 4, "warmup_steps": 1}, **extra,
+        "budget": {"steps": 3, "batch_events": 4}, "schedule": {"warmup_steps": 1}, **extra,
     }  # fmt: skip
     (run_dir / "config.yaml").write_text(yaml.safe_dump(config))
     return run_dir, _run("analysis.downstream", str(run_dir / "config.yaml"), "--run-dir", str(run_dir))

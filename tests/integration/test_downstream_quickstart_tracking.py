@@ -46,7 +46,7 @@ def test_quickstart_tracking_predicts_at_least_three_tracks_per_event(tmp_path: 
     keys = [*_quickstart_tracking_keys(), "task=tracking", f"dataset={data}", "eval_split=val",
             "n_train_events=96", "n_eval_events=16", "cache_dir="]  # fmt: skip
     cfg = load_config(DownstreamConfig, None, keys)
-    assert cfg.optim.steps * cfg.optim.batch_events >= 800  # the quickstart trains it, not a shortened copy
+    assert cfg.budget.steps * cfg.budget.batch_events >= 800  # the quickstart trains it, not a shortened copy
     m = run_downstream(cfg, tmp_path / "run")["metrics"]
     assert m["true_tracks_per_event"] >= 3
     assert m["pred_tracks_per_event"] >= 3, m

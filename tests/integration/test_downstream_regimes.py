@@ -16,7 +16,14 @@ import torch
 from analysis.downstream.regimes import FullNetwork, RankedRawSource, build_regime_model
 from analysis.downstream.run import iter_split, load_splits
 from analysis.downstream.sources import BackboneSource
-from analysis.downstream.train import DownstreamConfig, OptimConfig, param_groups, train_adapter
+from analysis.downstream.train import (
+    AdapterBudgetConfig,
+    AdapterOptimizerConfig,
+    AdapterScheduleConfig,
+    DownstreamConfig,
+    param_groups,
+    train_adapter,
+)
 from scaling.data.shards import read_manifest
 from scaling.train.checkpoint import load_frozen_model
 from scaling.train.dist import free_port
@@ -57,7 +64,8 @@ def _cfg(backbone: Path, **kw: object) -> DownstreamConfig:
         "backbone": str(backbone), "dataset": str(backbone.parent / "data"), "task": "noise",
         "eval_split": "val", "n_train_events": 8, "n_eval_events": 4, "cache_dir": "",
         "adapter": AdapterConfig(d_proj=16, n_heads=2, depth=0, mlp_hidden=16),
-        "optim": OptimConfig(steps=3, batch_events=4, warmup_steps=1, lr=1e-2),
+        "optimizer": AdapterOptimizerConfig(lr=1e-2), "schedule": AdapterScheduleConfig(warmup_steps=1),
+        "budget": AdapterBudgetConfig(steps=3, batch_events=4),
     }  # fmt: skip
     return DownstreamConfig(**{**base, **kw})
 
@@ -112,7 +120,7 @@ def test_trainable_path_reads_what_the_frozen_cache_reads(backbone: Path) -> Non
 
 def _cli(run_dir: Path, backbone: Path, *keys: str) -> subprocess.CompletedProcess[str]:
     base = (f"backbone={backbone}", f"dataset={backbone.parent / 'data'}", "eval_split=val",
-            "task=noise", "n_train_events=4", "n_eval_events=2", "optim.steps=1", "adapter.depth=0",
+            "task=noise", "n_train_events=4", "n_eval_events=2", "budget.steps=1", "adapter.depth=0",
             "cache_dir=")  # fmt: skip
     return _run("analysis.downstream", "--run-dir", str(run_dir), *base, *keys)
 

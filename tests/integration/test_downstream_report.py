@@ -12,7 +12,7 @@ import torch
 from analysis.downstream.adapters import AdapterConfig
 from analysis.downstream.report import report_sections
 from analysis.downstream.run import run_on_splits
-from analysis.downstream.train import DownstreamConfig, OptimConfig
+from analysis.downstream.train import AdapterBudgetConfig, AdapterScheduleConfig, DownstreamConfig
 from tests.unit.test_downstream_train import _split
 
 torch.set_num_threads(1)
@@ -23,7 +23,8 @@ def _run(root: Path, backbone: str, task: str, budget: int, width: int) -> None:
     cfg = DownstreamConfig(
         backbone=backbone, task=task, n_train_events=budget, stem_width=8,
         adapter=AdapterConfig(d_proj=8, n_heads=2, depth=0, mlp_hidden=16, n_queries=4, n_decoder_layers=1),
-        optim=OptimConfig(steps=3, batch_events=2, warmup_steps=1), n_display_events=2,
+        schedule=AdapterScheduleConfig(warmup_steps=1),
+        budget=AdapterBudgetConfig(steps=3, batch_events=2), n_display_events=2,
     )  # fmt: skip
     train, test = _split(budget, 0, width=width), _split(3, 1, width=width)
     run_on_splits(cfg, root / f"{task}-{Path(backbone).name}-{budget}", train, test, width)

@@ -10,7 +10,7 @@ import pytest
 
 from analysis.mup_transfer import analyse_transfer, main, optimal_lr
 from analysis.runs import load_sweep
-from analysis.synthetic import write_lr_sweep
+from tests.synthetic import write_lr_sweep
 
 LRS = [2.0**k * 1e-4 for k in range(-3, 4)]
 

@@ -12,7 +12,7 @@ import pytest
 
 from analysis import fit as fit_cli
 from analysis import report
-from analysis.synthetic import TrueLaw, write_sweep
+from tests.synthetic import TrueLaw, write_sweep
 
 
 @pytest.fixture
@@ -132,7 +132,7 @@ def test_unreliable_fit_is_flagged(tmp_path: Path, capsys: pytest.CaptureFixture
 
 
 def test_report_on_an_lr_transfer_sweep(tmp_path: Path) -> None:
-    from analysis.synthetic import write_lr_sweep
+    from tests.synthetic import write_lr_sweep
 
     lrs = [2.0**k * 1e-4 for k in range(-2, 3)]
     write_lr_sweep(tmp_path / "lr", widths=[64, 128, 256], lrs=lrs, lr_opt={64: 1e-4, 128: 1e-4, 256: 1e-4})

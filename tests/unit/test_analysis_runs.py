@@ -10,7 +10,7 @@ import pytest
 
 from analysis.frontier import compute_frontier, envelope
 from analysis.runs import Curve, RunRecord, load_source, load_sweep, read_metrics
-from analysis.synthetic import write_sweep
+from tests.synthetic import write_sweep
 
 
 def test_sweep_reader_keeps_completed_runs_and_lists_the_rest(tmp_path: Path) -> None:
@@ -99,7 +99,7 @@ def test_frontier_is_the_lower_envelope_of_best_so_far_curves() -> None:
 
 def test_data_law_from_a_data_scaling_sweep(tmp_path: Path) -> None:
     from analysis.fit import fit_source
-    from analysis.synthetic import TrueLaw, write_run
+    from tests.synthetic import TrueLaw, write_run
 
     rng, law = np.random.default_rng(0), TrueLaw()
     for i, steps in enumerate([100, 200, 400, 800, 1600, 3200]):

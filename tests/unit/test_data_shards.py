@@ -191,3 +191,21 @@ def test_manifest_schema_version_checked(tmp_path: Path) -> None:
     os.remove(tmp_path / "train/shard-00000.h5")
     with pytest.raises(ShardError, match="missing"):
         ShardReader(tmp_path / "train/shard-00000.h5").read_event(0)
+
+
+def test_batched_groups_lazily_with_a_short_last_batch() -> None:
+    from scaling.iterables import batched
+
+    read: list[int] = []
+
+    def events():
+        for i in range(5):
+            read.append(i)
+            yield i
+
+    batches = batched(events(), 2)
+    assert next(batches) == [0, 1] and read == [0, 1]  # one batch at a time: a generator is not drained
+    assert list(batches) == [[2, 3], [4]]
+    assert list(batched([], 3)) == []
+    with pytest.raises(ValueError, match="size must be >= 1, got 0"):
+        next(batched([1], 0))

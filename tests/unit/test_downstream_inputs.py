@@ -12,7 +12,7 @@ import torch
 from analysis.downstream.adapters import AdapterConfig, TrackFinder
 from analysis.downstream.inputs import LayerMix, fit_standardizer, layer_features, parse_layers
 from analysis.downstream.run import run_on_splits
-from analysis.downstream.train import DownstreamConfig, OptimConfig
+from analysis.downstream.train import AdapterBudgetConfig, AdapterScheduleConfig, DownstreamConfig
 from tests.unit.test_downstream_train import _split
 
 torch.set_num_threads(1)
@@ -22,7 +22,8 @@ def _cfg(**kw: object) -> DownstreamConfig:
     return DownstreamConfig(
         task="pid", n_display_events=1,
         adapter=AdapterConfig(d_proj=8, n_heads=2, depth=0, mlp_hidden=16),
-        optim=OptimConfig(steps=3, batch_events=2, warmup_steps=1), **kw,
+        schedule=AdapterScheduleConfig(warmup_steps=1),
+        budget=AdapterBudgetConfig(steps=3, batch_events=2), **kw,
     )  # fmt: skip
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -10,14 +12,18 @@ from analysis.downstream.adapters import AdapterConfig
 from analysis.downstream.features import LabelledSplit
 from analysis.downstream.run import check_budget, check_labels, split_size
 from analysis.downstream.train import (
+    AdapterBudgetConfig,
+    AdapterOptimizerConfig,
+    AdapterScheduleConfig,
     DownstreamConfig,
-    OptimConfig,
     build_run_model,
+    lr_at,
     make_batch,
     predict,
     score,
     train_adapter,
 )
+from scaling.config import ConfigError, load_config
 
 torch.set_num_threads(1)
 
@@ -49,7 +55,9 @@ def _cfg(task: str, steps: int = 40, **adapter: object) -> DownstreamConfig:
     return DownstreamConfig(
         task=task,
         adapter=AdapterConfig(d_proj=16, mlp_hidden=32, n_queries=6, n_decoder_layers=2, **adapter),
-        optim=OptimConfig(steps=steps, batch_events=4, lr=3e-3, warmup_steps=5),
+        optimizer=AdapterOptimizerConfig(lr=3e-3),
+        schedule=AdapterScheduleConfig(warmup_steps=5),
+        budget=AdapterBudgetConfig(steps=steps, batch_events=4),
     )
 
 
@@ -147,10 +155,63 @@ def test_downstream_status_merges_what_the_launcher_recorded(tmp_path) -> None:
 
 def test_adapter_training_logs_a_progress_line_every_interval(caplog: pytest.LogCaptureFixture) -> None:
     cfg = _cfg("noise", steps=25, depth=0)
-    cfg.optim.progress_interval = 10
+    cfg.logging.progress_interval = 10
     with caplog.at_level("INFO", logger="analysis.downstream.train"):
         train_adapter(build_run_model(cfg, 6), _split(8, 3), cfg)
     lines = [r.getMessage() for r in caplog.records if "adapter step" in r.getMessage()]
     assert [line.split()[3] for line in lines] == ["10/25", "20/25", "25/25"], lines
     assert all(" events/s  eta " in line and line.startswith("noise adapter step") for line in lines)
     assert lines[-1].endswith("eta 0m00s")
+
+
+def test_optimisation_keys_are_the_pretraining_spellings_and_old_ones_are_refused(tmp_path) -> None:
+    path = tmp_path / "run.yaml"
+    path.write_text(
+        "optimizer: {lr: 2.0e-3}\nschedule: {warmup_steps: 10}\nbudget: {steps: 60, batch_events: 8}\n"
+    )
+    cfg = load_config(DownstreamConfig, path, ["logging.progress_interval=5", "optimizer.grad_clip=0"])
+    assert (cfg.optimizer.lr, cfg.schedule.warmup_steps, cfg.budget.steps, cfg.budget.batch_events) == (
+        2e-3, 10, 60, 8,
+    )  # fmt: skip
+    assert cfg.logging.progress_interval == 5 and cfg.optimizer.grad_clip == 0
+    path.write_text("optim: {lr: 2.0e-3, steps: 60}\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(DownstreamConfig, path)
+    assert str(err.value) == f"{path}: 'optim.lr' is now spelled 'optimizer.lr'"
+    for old, new in [("optim.steps", "budget.steps"), ("optim.batch_events", "budget.batch_events"),
+                     ("optim.warmup_steps", "schedule.warmup_steps"),
+                     ("optim.progress_interval", "logging.progress_interval")]:  # fmt: skip
+        with pytest.raises(ConfigError, match=f"'{old}' is now spelled '{new}'$"):
+            load_config(DownstreamConfig, None, [f"{old}=3"])
+    with pytest.raises(ConfigError, match="unknown key 'optim'"):  # not a renamed key: the usual error
+        load_config(DownstreamConfig, None, ["optim.momentum=0.9"])
+    with pytest.raises(ConfigError, match="budget: steps: must be >= 1, got 0"):
+        load_config(DownstreamConfig, None, ["budget.steps=0"])
+
+
+def test_adapter_lr_follows_the_pretraining_schedules(monkeypatch: pytest.MonkeyPatch) -> None:
+    cfg = _cfg("pid", steps=100)  # warm-up 5
+    # the default: linear warm-up, then cosine from the peak down to 10 % of it at the end of budget.steps
+    for step in (0, 4, 5, 30, 99, 100, 150):
+        frac = min(max(step - 5, 0) / 95, 1.0)
+        want = (step + 1) / 5 if step < 5 else 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * frac))
+        assert lr_at(step, cfg) == pytest.approx(want)
+    assert lr_at(99, cfg) > lr_at(100, cfg) == pytest.approx(0.1)
+    cfg = load_config(
+        DownstreamConfig, None, ["schedule.name=wsd", "schedule.min_lr_ratio=0", "budget.steps=100"]
+    )
+    assert lr_at(50, cfg) == 1.0 and lr_at(100, cfg) == 0.0  # stable, then cooled down to min_lr_ratio
+    with pytest.raises(ConfigError, match="schedule.name='step'"):
+        load_config(DownstreamConfig, None, ["schedule.name=step"])
+    # the optimizer really runs it: the LR of every step of a tiny adapter
+    cfg = _cfg("noise", steps=30, depth=0)
+    seen: list[float] = []
+    step = torch.optim.AdamW.step
+
+    def spy(self, *args, **kwargs):
+        seen.append(self.param_groups[0]["lr"])
+        return step(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.optim.AdamW, "step", spy)
+    train_adapter(build_run_model(cfg, 6), _split(8, 3), cfg)
+    assert seen == pytest.approx([cfg.optimizer.lr * lr_at(s, cfg) for s in range(30)])

@@ -35,14 +35,19 @@ def ds_spec(tmp_path: Path, **extra) -> Path:
         "config_class": DS_CLASS,
         "depends_on": "pre",
         "runs_dir": str(tmp_path / "runs"),
-        "base": {"dataset": "data/x", "eval_split": "val", "optim": {"steps": 7, "lr": 0.002}},
+        "base": {
+            "dataset": "data/x",
+            "eval_split": "val",
+            "budget": {"steps": 7, "batch_events": 3},
+            "optimizer": {"lr": 0.002},
+        },
         "axes": {
             "backbone": {"runs_of": "pre", "plus": ["adapter_only"]},
             "task": ["pid", "tracking"],
             "seed": [0],
         },
         "overrides": [
-            {"when": {"task": "tracking"}, "set": {"adapter": {"loss": "ce"}, "optim": {"steps": 9}}},
+            {"when": {"task": "tracking"}, "set": {"adapter": {"loss": "ce"}, "budget": {"steps": 9}}},
             {"when": {"backbone": "adapter_only"}, "set": {"stem_width": 32}},
         ],
         "run_name": "{task}-{backbone_name}-s{seed}",
@@ -71,11 +76,12 @@ def test_downstream_expansion(tmp_path: Path) -> None:
     cfg = resolve_config(by["tracking-w32-s0"], "ds.yaml")
     assert type(cfg).__name__ == "DownstreamConfig"
     assert cfg.backbone == str(tmp_path / "runs/pre/w32") and cfg.task == "tracking"
-    # the when/set merge is nested: optim.lr from base survives beside the overridden optim.steps
-    assert cfg.adapter.loss == "ce" and cfg.optim.steps == 9 and cfg.optim.lr == 0.002
+    # the when/set merge is nested: budget.batch_events from base survives beside the overridden budget.steps
+    assert cfg.adapter.loss == "ce" and cfg.budget.steps == 9 and cfg.budget.batch_events == 3
+    assert cfg.optimizer.lr == 0.002
     pid = resolve_config(by["pid-w16-s0"], "ds.yaml")
-    assert pid.adapter.loss != "ce" or pid.optim.steps == 7
-    assert pid.optim.steps == 7 and pid.stem_width != 32
+    assert pid.adapter.loss != "ce" or pid.budget.steps == 7
+    assert pid.budget.steps == 7 and pid.stem_width != 32
     assert resolve_config(by["pid-adapter_only-s0"], "ds.yaml").stem_width == 32
     assert "run" not in by["pid-w16-s0"].config  # DownstreamConfig has no run identity field
 
@@ -90,6 +96,12 @@ def test_downstream_expansion(tmp_path: Path) -> None:
             "overrides[0].set.adapter.losss: not a DownstreamConfig key",
         ),
         ({"overrides": [{"when": {"colour": 1}, "set": {}}]}, "overrides[0].when.colour: not an axis"),
+        # the adapter's optimisation keys once had their own spellings: refused with the new one
+        (
+            {"overrides": [{"when": {"task": "pid"}, "set": {"optim": {"steps": 9}}}]},
+            "overrides[0].set.optim: not a DownstreamConfig key; 'optim.steps' is now spelled 'budget.steps'",
+        ),
+        ({"axes": {"optim.lr": [1e-3]}}, "'optim.lr' is now spelled 'optimizer.lr'"),
         ({"overrides": [{"when": {"task": "pdi"}, "set": {}}]}, "'pdi' is not a value of that axis"),
         ({"overrides": [{"set": {"seed": 1}, "if": 2}]}, "overrides[0]: must be {when:"),
         ({"run_name": "{task}-{size}"}, "run_name: {size} is not an axis"),
@@ -108,6 +120,17 @@ def test_bad_downstream_specs_name_key_and_file(tmp_path: Path, extra: dict, nee
     with pytest.raises(ConfigError) as err:
         expand(path)
     assert needle in str(err.value) and str(path) in str(err.value)
+
+
+def test_old_adapter_keys_in_base_are_refused_with_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    make_sweep(tmp_path / "runs", "pre", {"w16": "completed"})
+    path = ds_spec(tmp_path, base={"dataset": "data/x", "optim": {"warmup_steps": 5}}, site="local")
+    assert cli.main([str(path), "--dry-run"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and err.endswith("'optim.warmup_steps' is now spelled 'schedule.warmup_steps'")
+    assert str(path) in err
 
 
 def test_depends_on_refuses_with_one_line(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
@@ -146,11 +169,11 @@ def test_started_run_with_changed_config_is_reported(tmp_path: Path) -> None:
         run_dir = sweep_dir / plan.name
         run_dir.mkdir(parents=True)
         cfg = yaml.safe_load(yaml.safe_dump(plan.config))
-        cfg["optim"]["lr"] = 0.5  # what the spec said when the run was started
+        cfg["optimizer"]["lr"] = 0.5  # what the spec said when the run was started
         (run_dir / "config.yaml").write_text(yaml.safe_dump(cfg))
         (run_dir / "status.json").write_text(json.dumps({"state": state, "job_ids": []}))
     changed, _ = config_changes(sweep_dir, plans, str(path))
-    assert changed == {done.name: ["optim.lr"]}  # a never-started run just gets the new config
+    assert changed == {done.name: ["optimizer.lr"]}  # a never-started run just gets the new config
 
 
 def test_cpu_study_downstream_spans_30x_every_regime_three_seeds_every_backbone(tmp_path: Path) -> None:

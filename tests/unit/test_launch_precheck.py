@@ -100,13 +100,15 @@ def test_a_spec_that_retrains_another_sweeps_runs_is_refused(tmp_path: Path) -> 
     (tmp_path / "model_scaling.yaml").write_text(text)
     copy = tmp_path / "compute_scaling.yaml"
     copy.write_text(text.replace("name: model_scaling", "name: compute_scaling").replace(
-        "logging.interval: 10", "logging.interval: 50"))  # fmt: skip
+        "\noverrides:\n", "\noverrides:\n  - set: {logging.interval: 50}\n"))  # fmt: skip
     spec, base, site = load_spec(copy)
     plans = expand_runs(spec, base, site, str(copy))
     lines = format_problems(trained_elsewhere(copy, plans, spec.config_class))
     assert len(lines) == 6 and lines[0].startswith("m1_steps50000: sweep model_scaling (")
     assert "trains the same config as its run m1_steps50000" in lines[0]
-    different = copy.read_text().replace("optimizer.lr: 2.0e-4", "optimizer.lr: 1.0e-4")
+    different = copy.read_text().replace(
+        "logging.interval: 50}", "logging.interval: 50, optimizer.lr: 1.0e-4}"
+    )
     copy.write_text(different)  # another learning rate: another model, not refused
     spec, base, site = load_spec(copy)
     assert trained_elsewhere(copy, expand_runs(spec, base, site, str(copy)), spec.config_class) == []

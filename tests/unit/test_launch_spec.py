@@ -116,3 +116,20 @@ def test_shipped_sites_and_sweeps_validate(tmp_path: Path, monkeypatch: pytest.M
         assert plans, path
         for plan in plans:
             resolve_config(plan, str(path))
+
+
+def test_paper_sweeps_run_the_papers_recipe_without_tiny_values() -> None:
+    """model_scaling, data_scaling and ablations take scaling/train/configs/paper.yaml: nothing of the tiny
+    CPU config (its 16-event shuffle buffer, 4-event batches, k = 4) reaches a paper run."""
+    for name in ("model_scaling", "data_scaling", "ablations"):
+        path = REPO / f"sweeps/{name}.yaml"
+        spec, base, site = load_spec(path)
+        assert spec.base == "../scaling/train/configs/paper.yaml", name
+        for plan in expand_runs(spec, base, site, str(path)):
+            cfg = resolve_config(plan, str(path))
+            assert cfg.data.shuffle_buffer == 1024 and cfg.data.train_split == "pretrain", plan.name
+            assert cfg.budget.global_batch_events in (256, 264) and cfg.optimizer.lr == 2e-4, plan.name
+            assert (cfg.schedule.name, cfg.schedule.warmup_steps) == ("cosine", 10000), plan.name
+            assert cfg.optimizer.grad_clip == 0.1 and cfg.data.val_events == 1024, plan.name
+            assert cfg.model.n_freq == 10 and cfg.model.n_layers == 12 and cfg.logging.interval == 10
+            assert cfg.objective.k == 30 or name == "ablations", plan.name  # ablations vary k

@@ -1,7 +1,8 @@
 """Synthetic sweeps with known scaling laws: run directories exactly as the trainer writes them.
 
-Used by the tests, the benchmark and anyone who wants to see a report before a sweep has run. Loss follows
-L(N, D) = E + A/N^α + B/D^β along each run's training (D = tokens seen), times log-normal noise.
+A test fixture (the analysis tests, benchmarks/bench_analysis_fit.py), and a way to see a report before a
+sweep has run. Loss follows L(N, D) = E + A/N^α + B/D^β along each run's training (D = tokens seen), times
+log-normal noise.
 
     >>> write_sweep(Path("/tmp/sweep"), widths=[64, 128, 256, 512], steps=300, seed=0)
 """
