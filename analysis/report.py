@@ -29,18 +29,9 @@ from analysis.probe.report import probe_section
 from analysis.result import LawFit
 from analysis.runs import Sweep, load_sweep
 from scaling.atomic import write_json_atomic, write_text_atomic
+from scaling.model.family import paper_family
 
 log = logging.getLogger(__name__)
-
-# FM4NPP model family as the paper reports it: name -> (width, parameters, accelerator, count, wall hours).
-PAPER_FAMILY = {
-    "m1": (64, 0.34e6, "H100", 1, 10),
-    "m2": (128, 1.3e6, "H100", 1, 12),
-    "m3": (256, 5.3e6, "A100", 4, 20),
-    "m4": (512, 21e6, "A100", 8, 32),
-    "m5": (1024, 84e6, "A100", 24, 50),
-    "m6": (1536, 188e6, "A100", 64, 72),
-}
 
 
 def _fmt(value: float | None, spec: str = ".3g") -> str:
@@ -80,7 +71,8 @@ def run_table(sweep: Sweep) -> str:
 def paper_table(sweep: Sweep) -> str | None:
     """The paper's parameter counts and compute beside ours, for runs of the paper's family (model.name
     m1-m6: 12 layers, d_state 128); a custom model of the same width (the quickstart's) is not one of them."""
-    ours = {r.model: r for r in sweep.completed if r.model in PAPER_FAMILY}
+    family = paper_family()
+    ours = {r.model: r for r in sweep.completed if r.model in family}
     if not ours:
         return None
     lines = [
@@ -88,7 +80,9 @@ def paper_table(sweep: Sweep) -> str | None:
         "our GPU-hours | our device |",
         "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
-    for name, (width, n_paper, gpu, n_gpu, hours) in PAPER_FAMILY.items():
+    for name, preset in family.items():
+        width, n_paper, gpu = preset["width"], preset["paper_params"], preset["paper_gpu"]
+        n_gpu, hours = preset["paper_gpus"], preset["paper_hours"]
         r = ours.get(name)
         our_n = f"{r.params_total / 1e6:.3g}M" if r else "–"
         our_hours = _fmt(r.gpu_hours, ".3f") if r else "–"
