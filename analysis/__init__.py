@@ -4,8 +4,9 @@
     python -m analysis.mup_transfer runs/lr_transfer/ --out DIR
     python -m analysis.report runs/<sweep>/ --out DIR
 
-Modules: `runs` (run directories and tables into records), `laws` (batched fitting cores), `bootstrap`
-(resampling runs, intervals, goodness of fit), `frontier` (the compute frontier), `fit` (laws with intervals,
-CLI), `mup_transfer` (learning-rate transfer across widths), `plots`, `report`, `synthetic` (sweeps with known
-laws, for tests and demonstrations); `downstream/` holds the frozen-backbone evaluation.
+Modules: `runs` (run directories and tables into records), `laws` (each law one registered definition: the
+points it takes, its fit and its figure; and the batched fitting cores), `bootstrap` (resampling runs,
+intervals, goodness of fit), `frontier` (the compute frontier), `fit` (fit a law by name with intervals, CLI),
+`mup_transfer` (learning-rate transfer across widths), `plots`, `report`, `synthetic` (sweeps with known laws,
+for tests and demonstrations); `downstream/` holds the frozen-backbone evaluation.
 """

@@ -24,6 +24,7 @@ from pathlib import Path
 
 from analysis import plots
 from analysis.fit import fit_source
+from analysis.laws import REGISTRY as LAWS
 from analysis.mup_transfer import analyse_transfer, format_transfer, plot_transfer
 from analysis.probe.report import probe_section
 from analysis.result import LawFit
@@ -95,19 +96,10 @@ def paper_table(sweep: Sweep) -> str | None:
 
 
 def supported_laws(sweep: Sweep) -> list[str]:
-    """The laws this sweep's runs can identify (see the module docstring)."""
-    sizes = {r.params_non_embedding for r in sweep.completed}
-    tokens = {r.tokens for r in sweep.completed}
-    laws = []
-    if len(sizes) >= 3:
-        laws.append("model")
-    if len(tokens) >= 3:
-        laws.append("data")
-    if len(sizes) >= 3 and len(tokens) >= 3 and len(sweep.completed) >= 8:
-        laws.append("joint")
-    if sum(r.val is not None for r in sweep.all_runs) >= 2:
-        laws.append("compute")
-    return laws
+    """The laws this sweep's runs can identify (each law's `supported`; see the module docstring), in the
+    laws' report order."""
+    ordered = sorted(LAWS.values(), key=lambda law: law.report_order)
+    return [law.name for law in ordered if law.supported(sweep)]
 
 
 def law_section(fit: LawFit) -> str:
@@ -201,12 +193,13 @@ def build_report(sweep_dir: Path, out_dir: Path, *, n_boot: int = 200, seed: int
 
 def _ratio_laws(sweep: Sweep, laws: list[str], out_dir: Path, fits: dict[str, dict], *, n_boot: int,
                 seed: int) -> list[str]:  # fmt: skip
-    """The model and data laws of val_loss_ratio, where every completed run logged one: a law of the loss
-    alone can be a law of the baseline (the table's loss shrinks with the data as well)."""
+    """The laws of val_loss_ratio (those with `ratio_variant`: model and data), where every completed run
+    logged one: a law of the loss alone can be a law of the baseline (the table's loss shrinks with the data
+    as well)."""
     if not sweep.completed or not all(math.isfinite(r.final_val_loss_ratio) for r in sweep.completed):
         return []
     md = []
-    for law in (name for name in laws if name in ("model", "data")):
+    for law in (name for name in laws if LAWS.lookup(name).ratio_variant):
         try:
             fit = fit_source(sweep, law, loss="val_loss_ratio", n_boot=n_boot, seed=seed)
         except ValueError as err:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 
 from scaling.registry import Registry
@@ -70,3 +73,47 @@ def test_objective_registry_refuses_a_second_knnn() -> None:
     cfg.name = "nope"  # past the config's own check: the registry's lookup words the same error
     with pytest.raises(ValueError, match=r"^objective.name: unknown objective 'nope'; choose one of \['c"):
         build_objective(cfg)
+
+
+def test_a_law_registered_here_is_fitted_plotted_and_reported_by_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from analysis import fit as fit_cli
+    from analysis import plots, report
+    from analysis.laws import REGISTRY, FitRequest, PowerLaw, register
+    from analysis.runs import load_sweep
+    from analysis.synthetic import write_sweep
+
+    sweep = write_sweep(tmp_path / "s", widths=[64, 128, 256, 512], steps=300)
+    with pytest.raises(ValueError, match=r"^--law width: choose one of model, data, compute, joint$"):
+        fit_cli.fit_source(load_sweep(sweep), "width")
+
+    @register("width")
+    class WidthLaw(PowerLaw):
+        symbol, x_label = "W", "model width W"
+
+        def x_key(self, req: FitRequest) -> str:
+            return "width"
+
+        def supported(self, sweep: object) -> bool:
+            return True
+
+    figures = []
+    monkeypatch.setattr(plots, "save_figure", lambda fig, out, stem: figures.append((fig, stem)) or [])
+    try:
+        out = tmp_path / "width.json"
+        code = fit_cli.main([str(sweep), "--law", "width", "--bootstrap", "20", "--irreducible", "no",
+                             "--json", str(out), "--out", str(tmp_path / "o")])  # fmt: skip
+        assert code == 0, capsys.readouterr()
+        fit = json.loads(out.read_text())
+        assert fit["law"] == "width" and fit["formula"] == "L(W) = A*W^-alpha" and fit["x"] == "width"
+        assert sorted(p["width"] for p in fit["points"]) == [64.0, 128.0, 256.0, 512.0]
+        assert fit["params"]["alpha"] > 0 and fit["ci95"]["alpha"][0] < fit["params"]["alpha"]
+        ((fig, stem),) = figures  # drawn by the law's own draw: its points and axis label
+        assert stem == "law_width" and fig.axes[0].get_xlabel() == "model width W"
+        assert len(fig.axes[0].collections[0].get_offsets()) == 4
+        plots.plt.close(fig)
+        assert report.supported_laws(load_sweep(sweep))[-1] == "width"  # after the built-ins' order
+    finally:
+        REGISTRY.remove("width")
+    assert REGISTRY.names() == ("model", "data", "compute", "joint")
