@@ -8,8 +8,9 @@ a copy in the downstream run; the probes add a probe.json beside them).
     python -m analysis.mup_transfer runs/lr_transfer/ --out DIR
     python -m analysis.report runs/<sweep>/ --out DIR
 
-Modules: `runs` (run directories and tables into records), `laws` (batched fitting cores), `bootstrap`
-(resampling runs, intervals, goodness of fit), `frontier` (the compute frontier), `fit` (laws with intervals,
-CLI), `mup_transfer` (learning-rate transfer across widths), `plots`, `report`, `result`; `probe/` and
+Modules: `runs` (run directories and tables into records), `laws` (each law one registered definition: the
+points it takes, its fit and its figure; and the batched fitting cores), `bootstrap` (resampling runs,
+intervals, goodness of fit), `frontier` (the compute frontier), `fit` (fit a law by name with intervals, CLI),
+`mup_transfer` (learning-rate transfer across widths), `plots`, `report`, `result`; `probe/` and
 `downstream/` as above.
 """

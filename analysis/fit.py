@@ -4,7 +4,7 @@
     python -m analysis.fit table.csv --law joint --out fits/
     python -m analysis.fit runs/model_scaling/ runs/data_scaling/ --law joint   # several sweeps, one fit
 
-Laws (all fitted in log space; see `analysis.laws` for the optimisers):
+Laws (all fitted in log space; each one registered definition in `analysis.laws`, with the optimisers):
   model    L(N) = A·N^(−α) [+ E] over the final (or best) validation loss vs non-embedding parameters;
   data     L(D) = A·D^(−α) [+ E] over training tokens (or events);
   compute  the compute frontier: the lower envelope of every run's validation curve against cumulative FLOPs
@@ -20,288 +20,33 @@ The irreducible term E of a single-variable law is kept when it lowers the small
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import logging
 import math
 import sys
 from pathlib import Path
 
-import numpy as np
-
-from analysis import laws
-from analysis.bootstrap import Progress, aicc, expanded_tail, goodness, percentile_interval, resample_weights
-from analysis.frontier import compute_frontier, frontier_resample
-from analysis.result import LawFit, check_points
-from analysis.runs import RunRecord, Sweep, load_sources
+from analysis.laws import REGISTRY, FitRequest
+from analysis.laws.base import best_per_value
+from analysis.laws.compute import fit_compute_law
+from analysis.laws.joint import JOINT_FIX, check_joint_points, fit_joint_law, joint_points
+from analysis.laws.power import fit_single_law
+from analysis.result import LawFit
+from analysis.runs import Sweep, load_sources
 
 log = logging.getLogger(__name__)
-LAWS = ("model", "data", "compute", "joint")
-
-
-def _single_params(theta: np.ndarray, irreducible: bool) -> dict[str, np.ndarray]:
-    out = {"A": np.exp(theta[:, 0]), "alpha": theta[:, 1]}
-    if irreducible:
-        out["E"] = np.exp(theta[:, 2])
-    return out
-
-
-def _single_fit(lx: np.ndarray, ly: np.ndarray, w: np.ndarray, irreducible: bool) -> laws.CoreFit:
-    return laws.fit_power_with_e(lx, ly, w) if irreducible else laws.fit_pure_power(lx, ly, w)
-
-
-def _usable_theta(fit: laws.CoreFit) -> np.ndarray:
-    """(B, k) fitted rows, NaN where the fit did not converge or ended at a bound (dropped from intervals)."""
-    ok = fit.converged & np.array([not b for b in fit.at_bound], dtype=bool)
-    return np.where(ok[:, None], fit.theta, np.nan)
-
-
-def _intervals(samples: dict[str, np.ndarray], n_points: int, n_params: int) -> dict[str, list[float]]:
-    """95 % expanded percentile interval of each parameter's bootstrap samples."""
-    tail = expanded_tail(n_points, n_params)
-    return {name: percentile_interval(s, tail) for name, s in samples.items()}
-
-
-def _choose_irreducible(lx: np.ndarray, ly: np.ndarray, mode: str) -> tuple[bool, str]:
-    if mode in ("yes", "no"):
-        return (
-            mode == "yes",
-            f"irreducible term {'forced' if mode == 'yes' else 'left out'} (--irreducible {mode})",
-        )
-    one = np.ones((1, lx.size))
-    pure, with_e = laws.fit_pure_power(lx, ly, one), laws.fit_power_with_e(lx, ly, one)
-    a_pure, a_e = aicc(float(pure.sse[0]), lx.size, 2), aicc(float(with_e.sse[0]), lx.size, 3)
-    keep = bool(with_e.converged[0]) and not with_e.at_bound[0] and a_e < a_pure
-    return keep, f"AICc without E {a_pure:.2f}, with E {a_e:.2f}: E {'kept' if keep else 'left out'}"
-
-
-def fit_single_law(
-    law: str,
-    names: list[str],
-    x: np.ndarray,
-    y: np.ndarray,
-    *,
-    x_name: str,
-    loss_name: str,
-    irreducible: str = "auto",
-    n_boot: int = 1000,
-    seed: int = 0,
-) -> LawFit:
-    """L = A·x^(−α) [+ E] with bootstrap intervals over the points (runs)."""
-    x, y = np.asarray(x, float), np.asarray(y, float)
-    check_points(names, {x_name: x, loss_name: y}, 3 if irreducible == "yes" else 2)
-    lx, ly = np.log(x), np.log(y)
-    use_e, selection = _choose_irreducible(lx, ly, irreducible)
-    point = _single_fit(lx, ly, np.ones((1, lx.size)), use_e)
-    params = {k: float(v[0]) for k, v in _single_params(point.theta, use_e).items()}
-    k = 3 if use_e else 2
-    samples, n_failed = _bootstrap_single(lx, ly, use_e, n_boot, seed, min_distinct=k)
-    pred = np.log(params["A"] * x ** -params["alpha"] + params.get("E", 0.0))
-    sym = {"model": "N", "data": "D", "compute": "C"}[law]
-    return LawFit(
-        law=law,
-        formula=f"L({sym}) = A*{sym}^-alpha" + (" + E" if use_e else ""),
-        params=params,
-        ci95=_intervals(samples, len(names), k),
-        n_points=len(names),
-        converged=bool(point.converged[0]),
-        at_bound=point.at_bound[0],
-        **goodness(ly, pred),
-        x=x_name,
-        loss=loss_name,
-        irreducible=use_e,
-        selection=selection,
-        n_bootstrap=n_boot,
-        n_bootstrap_failed=n_failed,
-        boot={n: s.tolist() for n, s in samples.items()},
-        points=[
-            {"name": n, x_name: float(a), loss_name: float(b)} for n, a, b in zip(names, x, y, strict=True)
-        ],
-    )
-
-
-def _bootstrap_single(
-    lx: np.ndarray, ly: np.ndarray, use_e: bool, n_boot: int, seed: int, min_distinct: int
-) -> tuple[dict[str, np.ndarray], int]:
-    if n_boot <= 0:
-        return {}, 0
-    w = resample_weights(lx.size, n_boot, seed, min_distinct=min_distinct)
-    progress = Progress("bootstrap", n_boot)
-    parts = []
-    for chunk in np.array_split(np.arange(n_boot), min(10, n_boot)):  # ~10 % chunks for progress output
-        parts.append(_usable_theta(_single_fit(lx, ly, w[chunk], use_e)))
-        progress(int(chunk[-1]) + 1)
-    theta = np.concatenate(parts)
-    failed = int(np.isnan(theta).any(1).sum())
-    return _single_params(theta, use_e), failed
-
-
-def fit_joint_law(
-    names: list[str],
-    n: np.ndarray,
-    d: np.ndarray,
-    y: np.ndarray,
-    *,
-    loss_name: str,
-    n_boot: int = 1000,
-    seed: int = 0,
-    delta: float = laws.HUBER_DELTA,
-    groups: np.ndarray | None = None,
-) -> LawFit:
-    """L(N, D) = E + A/N^α + B/D^β (Hoffmann et al. 2022 Approach 3; Besiroglu et al. 2024).
-
-    `groups[i]` is the run of point i (points of one run are resampled together); default: a run each."""
-    n, d, y = (np.asarray(v, float) for v in (n, d, y))
-    check_joint_points(names, n, d)
-    check_points(names, {"params": n, "tokens": d, "loss": y}, 5)
-    groups = np.arange(n.size) if groups is None else np.asarray(groups)
-    ln, ld, ll = np.log(n), np.log(d), np.log(y)
-    point = laws.fit_joint_batch(ln, ld, ll, np.ones((1, n.size)), delta=delta)
-    theta = point.theta[0]
-    boot_theta = np.empty((0, 5))
-    if n_boot > 0:
-        n_groups = int(groups.max()) + 1
-        # a resample must identify 5 parameters: 6 distinct points, or 3 distinct runs of several points each
-        # (asking all of a few runs to be present would leave only the original sample: a zero-width interval)
-        distinct = min(6, n_groups) if n_groups == n.size else min(3, n_groups)
-        w_runs = resample_weights(n_groups, n_boot, seed, min_distinct=distinct)
-        w = w_runs[:, groups]  # (B, points): each point weighs as often as its run was drawn
-        fit = laws.fit_joint_batch(
-            ln, ld, ll, w, delta=delta, warm=theta, progress=Progress("bootstrap", n_boot)
-        )
-        boot_theta = _usable_theta(fit)
-    samples = _joint_params(boot_theta)
-    params = {k: float(v[0]) for k, v in _joint_params(theta[None, :]).items()}
-    pred = np.log(params["E"] + params["A"] / n ** params["alpha"] + params["B"] / d ** params["beta"])
-    derived = {
-        "compute_optimal": "C = 6 N D; N_opt = G (C/6)^a, D_opt = (C/6)^b / G",
-        **{k: params.pop(k) for k in ("a", "b", "G")},
-    }
-    return LawFit(
-        law="joint",
-        formula="L(N, D) = E + A/N^alpha + B/D^beta",
-        params=params,
-        ci95=_intervals(samples, len(names), 5),
-        n_points=len(names),
-        converged=bool(point.converged[0]),
-        at_bound=point.at_bound[0],
-        **goodness(ll, pred),
-        x="params_non_embedding, tokens",
-        loss=loss_name,
-        n_bootstrap=n_boot,
-        n_bootstrap_failed=int(np.isnan(boot_theta).any(1).sum()),
-        derived=derived,
-        selection=f"Huber delta {delta:g} on log loss; L-BFGS-B from the best of a grid of starts",
-        boot={k: s.tolist() for k, s in samples.items()},
-        points=[
-            {"name": a, "params": float(b), "tokens": float(c), loss_name: float(e)}
-            for a, b, c, e in zip(names, n, d, y, strict=True)
-        ],
-    )
-
-
-JOINT_FIX = (
-    "give runs with budget checkpoints (budget.checkpoint_fractions, e.g. [0.25, 0.5, 1.0]: a point each), "
-    "runs of several sizes, or several sweep folders in one call (python -m analysis.fit runs/model_scaling/ "
-    "runs/data_scaling/ --law joint)"
-)
-
-
-def check_joint_points(names: list[str], n: np.ndarray, d: np.ndarray) -> None:
-    """The joint law's 5 parameters need >= 6 points spanning >= 2 model sizes and >= 2 token counts."""
-    sizes, tokens = np.unique(n[np.isfinite(n)]).size, np.unique(d[np.isfinite(d)]).size
-    if len(names) < 6 or sizes < 2 or tokens < 2:
-        raise ValueError(
-            f"{len(names)} (N, D) point(s) from {sizes} model size(s) and {tokens} token count(s): the joint "
-            f"law has 5 parameters and needs at least 6 points, 2 sizes and 2 token counts; {JOINT_FIX}"
-        )
-
-
-def joint_points(runs: list[RunRecord], loss_key: str) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray,
-                                                                np.ndarray]:  # fmt: skip
-    """(names, N, D, loss, run index) with a point per budget checkpoint of each run that has them (its
-    validation loss and tokens there), else the run's final point."""
-    names, n, d, y, groups = [], [], [], [], []
-    for i, run in enumerate(runs):
-        size = run.params_non_embedding if math.isfinite(run.params_non_embedding) else run.params_total
-        points = [p for p in run.budget_points if math.isfinite(p["loss"]) and math.isfinite(p["tokens"])]
-        if not points:
-            points = [{"step": math.nan, "tokens": run.tokens, "loss": getattr(run, loss_key)}]
-        for p in points:
-            names.append(run.name if len(points) == 1 else f"{run.name}@{int(p['step'])}")
-            n.append(size)
-            d.append(p["tokens"])
-            y.append(p["loss"])
-            groups.append(i)
-    return names, np.array(n, float), np.array(d, float), np.array(y, float), np.array(groups)
-
-
-def _joint_params(theta: np.ndarray) -> dict[str, np.ndarray]:
-    """(a, b, e, α, β) rows into named parameters and the compute-optimal exponents a, b and coefficient G."""
-    alpha, beta = theta[:, 3], theta[:, 4]
-    big_a, big_b = np.exp(theta[:, 0]), np.exp(theta[:, 1])
-    with np.errstate(divide="ignore", invalid="ignore"):
-        g = (alpha * big_a / (beta * big_b)) ** (1.0 / (alpha + beta))  # Hoffmann et al. 2022, eq. 4
-        return {
-            "E": np.exp(theta[:, 2]),
-            "A": big_a,
-            "B": big_b,
-            "alpha": alpha,
-            "beta": beta,
-            "a": beta / (alpha + beta),
-            "b": alpha / (alpha + beta),
-            "G": g,
-        }
-
-
-def fit_compute_law(
-    runs: list[RunRecord], *, irreducible: str = "auto", n_boot: int = 1000, seed: int = 0, n_grid: int = 40
-) -> LawFit:
-    """Power law through the compute frontier; its bootstrap resamples whole runs (curves)."""
-    front = compute_frontier(runs, n_grid=n_grid)
-    names = [f"C={c:.3g}" for c in front.budgets]
-    fit = fit_single_law(
-        "compute",
-        names,
-        front.budgets,
-        front.loss,
-        x_name="flops",
-        loss_name="frontier_val_loss",
-        irreducible=irreducible,
-        n_boot=0,
-        seed=seed,
-    )
-    rng = np.random.default_rng(seed)
-    use_e = bool(fit.irreducible)
-    k = 3 if use_e else 2
-    rows, progress = [], Progress("bootstrap", n_boot)
-    for i in range(n_boot):
-        budgets, loss = frontier_resample(front, rng)
-        row = np.full(k, np.nan)
-        if budgets.size >= k + 1 and np.ptp(np.log(loss)) > 0:
-            row = _usable_theta(
-                _single_fit(np.log(budgets), np.log(loss), np.ones((1, budgets.size)), use_e)
-            )[0]
-        rows.append(row)
-        progress(i + 1)
-    theta = np.array(rows).reshape(n_boot, k)
-    samples = _single_params(theta, use_e)
-    fit.ci95 = _intervals(samples, len(front.curves), k)
-    fit.boot = {name: s.tolist() for name, s in samples.items()}
-    fit.n_bootstrap, fit.n_bootstrap_failed = n_boot, int(np.isnan(theta).any(1).sum())
-    fit.derived = {"optimal_runs": front.segments(), "n_runs": len(front.run_names)}
-    return fit
-
-
-def best_per_value(runs: list[RunRecord], key: str, loss_key: str) -> tuple[list[RunRecord], list[str]]:
-    """One run per distinct `key` value (the lowest loss): several learning rates or seeds at one size must
-    not enter a size law as separate points. Returns (kept runs, names of dropped runs)."""
-    best: dict[float, RunRecord] = {}
-    for run in runs:
-        value, current = getattr(run, key), best.get(getattr(run, key))
-        if current is None or getattr(run, loss_key) < getattr(current, loss_key):
-            best[value] = run
-    kept = [r for r in runs if best.get(getattr(r, key)) is r]
-    return kept, [r.name for r in runs if best.get(getattr(r, key)) is not r]
+__all__ = [
+    "JOINT_FIX",
+    "LOSS_KEYS",
+    "best_per_value",
+    "check_joint_points",
+    "fit_compute_law",
+    "fit_joint_law",
+    "fit_single_law",
+    "fit_source",
+    "format_fit",
+    "joint_points",
+    "main",
+]
 
 
 # --loss -> the RunRecord field fitted: the validation loss, or its ratio to the objective's lookup baseline
@@ -324,61 +69,22 @@ def fit_source(
     seed: int = 0,
 ) -> LawFit:
     """Pick the points a law needs from a sweep (or table) and fit it; notes say what was assumed."""
-    if law not in LAWS:
-        raise ValueError(f"--law {law}: choose one of {', '.join(LAWS)}")
+    definition = REGISTRY.lookup(law)
     if loss not in LOSS_KEYS:
         raise ValueError(f"--loss {loss}: choose one of {', '.join(LOSS_KEYS)}")
-    loss_key = LOSS_KEYS[loss]
-    excluded = [{"name": n, "reason": r} for n, r in sweep.excluded]
-    notes = list(sweep.notes)
-    if law == "compute":
-        runs = [r for r in sweep.all_runs if r.val is not None]
-        if "ratio" in loss:  # the frontier of the ratio curves: the same runs, their val_loss_ratio rows
-            runs = [dataclasses.replace(r, val=r.val_ratio) for r in runs if r.val_ratio is not None]
-            if not runs:
-                raise ValueError(f"{sweep.source}: no run logged val_loss_ratio; use --loss final")
-        if sweep.partial:
-            notes.append(f"frontier includes the partial curves of {len(sweep.partial)} unfinished run(s)")
-        fit = fit_compute_law(runs, irreducible=irreducible, n_boot=n_boot, seed=seed)
-    else:
-        runs = sweep.completed
-        if not runs:
-            raise ValueError(f"{sweep.source}: no completed runs to fit (excluded: {len(sweep.excluded)})")
-        if law in ("model", "data"):
-            runs, dropped = best_per_value(
-                runs, "params_non_embedding" if law == "model" else x_data, loss_key
-            )
-            excluded += [{"name": n, "reason": "a run of the same size had a lower loss"} for n in dropped]
-            if dropped:
-                notes.append(
-                    f"{len(dropped)} run(s) shared a {law} size with another (e.g. an LR sweep): "
-                    "the lowest-loss run of each size is used"
-                )
-        names = [r.name for r in runs]
-        y = np.array([getattr(r, loss_key) for r in runs])
-        if "ratio" in loss and np.isnan(y).any():
-            missing = [n for n, v in zip(names, y, strict=True) if np.isnan(v)]
-            raise ValueError(
-                f"--loss {loss}: run(s) {', '.join(missing[:5])} logged no val_loss_ratio (trained before "
-                "runs fitted a baseline, or no validation); rerun them or fit --loss final"
-            )
-        params = np.array([r.params_non_embedding for r in runs])
-        if np.isnan(params).any():
-            params = np.where(np.isnan(params), [r.params_total for r in runs], params)
-            notes.append("params_non_embedding missing for some runs: params_total used there")
-        if law in ("model", "data"):
-            x_name = "params_non_embedding" if law == "model" else x_data
-            x = params if law == "model" else np.array([getattr(r, x_data) for r in runs])
-            fit = fit_single_law(
-                law, names, x, y, x_name=x_name, loss_name=loss_key, irreducible=irreducible,
-                n_boot=n_boot, seed=seed,
-            )  # fmt: skip
-        else:
-            names, n, d, y, groups = joint_points(runs, loss_key)
-            if len(names) > len(runs):
-                notes.append(f"{len(names)} points from the budget checkpoints of {len(runs)} runs")
-            fit = fit_joint_law(names, n, d, y, loss_name=loss_key, n_boot=n_boot, seed=seed, groups=groups)
-    fit.excluded, fit.notes = excluded, notes + fit.notes
+    req = FitRequest(
+        sweep=sweep,
+        loss=loss,
+        loss_key=LOSS_KEYS[loss],
+        x_data=x_data,
+        irreducible=irreducible,
+        n_boot=n_boot,
+        seed=seed,
+        excluded=[{"name": n, "reason": r} for n, r in sweep.excluded],
+        notes=list(sweep.notes),
+    )
+    fit = definition.fit(req)
+    fit.excluded, fit.notes = req.excluded, req.notes + fit.notes
     return fit
 
 
@@ -422,7 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
         nargs="+",
         help="sweep folder(s) runs/<sweep>/ or CSV(s) with params,tokens,loss[,flops]; fitted as one",
     )
-    parser.add_argument("--law", required=True, choices=LAWS)
+    parser.add_argument("--law", required=True, choices=REGISTRY.names())
     parser.add_argument("--out", type=Path, help="folder for fit.json and the plot (PNG and PDF)")
     parser.add_argument("--json", type=Path, help="write the fit as JSON here")
     parser.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples of runs (0: none)")

@@ -16,8 +16,9 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
 
+from analysis.laws import REGISTRY  # noqa: E402
+from analysis.laws.power import law_curve  # noqa: E402, F401  (re-exported)
 from analysis.runs import Sweep  # noqa: E402
 
 if TYPE_CHECKING:
@@ -33,13 +34,6 @@ STYLE = {
     "figure.dpi": 120,
     "savefig.bbox": "tight",
 }
-AXIS = {
-    "model": "non-embedding parameters N",
-    "data": "training tokens D",
-    "compute": "compute C [FLOPs]",
-    "tokens": "training tokens D",
-    "events": "training events",
-}
 LOSS_LABEL = "validation loss (objective units)"
 
 
@@ -54,54 +48,12 @@ def save_figure(fig: plt.Figure, out_dir: Path, stem: str) -> list[Path]:
     return paths
 
 
-def law_curve(fit: LawFit, grid: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(fit, band low, band high) of a single-variable law on `grid`; the band is pointwise 2.5–97.5 %."""
-    p = fit.params
-    line = p["A"] * grid ** -p["alpha"] + p.get("E", 0.0)
-    boot = fit.boot
-    if not boot.get("alpha"):
-        return line, line, line
-    a, alpha = np.array(boot["A"])[:, None], np.array(boot["alpha"])[:, None]
-    e = np.array(boot["E"])[:, None] if "E" in boot else 0.0
-    curves = a * grid[None, :] ** -alpha + e  # (B, G)
-    curves = curves[np.isfinite(curves).all(1)]
-    if curves.size == 0:
-        return line, line, line
-    lo, hi = np.percentile(curves, [2.5, 97.5], axis=0)
-    return line, lo, hi
-
-
-def _fit_label(fit: LawFit) -> str:
-    lo, hi = fit.ci95.get("alpha", [np.nan, np.nan])
-    label = f"fit: α = {fit.params['alpha']:.3f} [{lo:.3f}, {hi:.3f}]"
-    if "E" in fit.params:
-        label += f", E = {fit.params['E']:.3g}"
-    return label if fit.reliable else label + " (NOT RELIABLE)"
-
-
-def _draw_law(ax: plt.Axes, fit: LawFit, x: np.ndarray) -> None:
-    grid = np.geomspace(x.min() / 1.5, x.max() * 1.5, 200)
-    line, lo, hi = law_curve(fit, grid)
-    ax.fill_between(grid, lo, hi, color="C3", alpha=0.2, lw=0, label="95 % bootstrap band")
-    ax.plot(grid, line, color="C3", ls="--" if fit.reliable else ":", lw=2, label=_fit_label(fit))
-
-
 def plot_law(sweep: Sweep, fit: LawFit, out_dir: Path) -> list[Path]:
-    """The figure for one fitted law: points, fit, band (compute: also every run's curve and the frontier)."""
+    """The figure for one fitted law: the law draws its points, fit and band (compute: also every run's curve
+    and the frontier; analysis/laws/); log axes, the loss label and the title are shared."""
     with plt.rc_context(STYLE):
         fig, ax = plt.subplots(figsize=(6.4, 4.6))
-        if fit.law == "compute":
-            _draw_compute(ax, sweep, fit)
-        elif fit.law == "joint":
-            _draw_joint(ax, fit)
-        else:
-            x = np.array([pt[fit.x] for pt in fit.points])
-            y = np.array([pt[fit.loss] for pt in fit.points])
-            ax.scatter(x, y, s=40, color="C0", zorder=3, label=f"runs ({fit.loss.replace('_', ' ')})")
-            for pt, xi, yi in zip(fit.points, x, y, strict=True):
-                ax.annotate(pt["name"], (xi, yi), textcoords="offset points", xytext=(4, 4), fontsize=8)
-            _draw_law(ax, fit, x)
-            ax.set_xlabel(AXIS.get(fit.x, AXIS[fit.law]))
+        REGISTRY.lookup(fit.law).draw(ax, sweep, fit)
         ax.set_xscale("log")
         ax.set_yscale("log")
         ratio = "ratio" in fit.loss
@@ -110,55 +62,6 @@ def plot_law(sweep: Sweep, fit: LawFit, out_dir: Path) -> list[Path]:
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(loc="best")
         return save_figure(fig, out_dir, f"law_{fit.law}" + ("_ratio" if ratio else ""))
-
-
-def _draw_compute(ax: plt.Axes, sweep: Sweep, fit: LawFit) -> None:
-    runs = [r for r in sweep.all_runs if r.val is not None]
-    sizes = np.array([r.params_non_embedding for r in runs], float)
-    norm = matplotlib.colors.LogNorm(np.nanmin(sizes), np.nanmax(sizes)) if np.isfinite(sizes).any() else None
-    cmap = plt.get_cmap("viridis")
-    for run, size in zip(runs, sizes, strict=True):
-        color = cmap(norm(size)) if norm is not None and np.isfinite(size) else "grey"
-        ax.plot(
-            run.val.flops,
-            run.val.loss,
-            color=color,
-            lw=1.2,
-            alpha=0.8,
-            ls="-" if run.state == "completed" else ":",
-        )
-    x = np.array([pt["flops"] for pt in fit.points])
-    ax.plot(x, [pt[fit.loss] for pt in fit.points], "k.", ms=5, label="frontier C_min (lower envelope)")
-    _draw_law(ax, fit, x)
-    if norm is not None:
-        plt.colorbar(matplotlib.cm.ScalarMappable(norm=norm, cmap=cmap), ax=ax, label="parameters N")
-    ax.set_xlabel(AXIS["compute"])
-
-
-def _draw_joint(ax: plt.Axes, fit: LawFit) -> None:
-    n = np.array([pt["params"] for pt in fit.points])
-    d = np.array([pt["tokens"] for pt in fit.points])
-    y = np.array([pt[fit.loss] for pt in fit.points])
-    sc = ax.scatter(n, y, c=np.log10(d), cmap="plasma", s=30, zorder=3, label="runs")
-    plt.colorbar(sc, ax=ax, label="log10 training tokens D")
-    p, grid = fit.params, np.geomspace(n.min() / 1.5, n.max() * 1.5, 100)
-    distinct = np.unique(d)
-    levels = distinct if distinct.size <= 6 else np.geomspace(d.min(), d.max(), 4)  # a curve per D tried
-    for tokens in levels:
-        color = plt.get_cmap("plasma")(
-            (np.log10(tokens) - np.log10(d.min())) / max(np.ptp(np.log10(d)), 1e-9)
-        )
-        ax.plot(
-            grid, p["E"] + p["A"] / grid ** p["alpha"] + p["B"] / tokens ** p["beta"], color=color, lw=1.5
-        )
-    ax.plot(
-        [],
-        [],
-        "k-",
-        label=f"L(N, D) fit: α = {p['alpha']:.3f}, β = {p['beta']:.3f}"
-        + ("" if fit.reliable else " (NOT RELIABLE)"),
-    )
-    ax.set_xlabel(AXIS["model"])
 
 
 def plot_training_curves(sweep: Sweep, out_dir: Path) -> list[Path]:

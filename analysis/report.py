@@ -24,23 +24,15 @@ from pathlib import Path
 
 from analysis import plots
 from analysis.fit import fit_source
+from analysis.laws import REGISTRY as LAWS
 from analysis.mup_transfer import analyse_transfer, format_transfer, plot_transfer
 from analysis.probe.report import probe_section
 from analysis.result import LawFit
 from analysis.runs import Sweep, load_sweep
 from scaling.atomic import write_json_atomic, write_text_atomic
+from scaling.model.family import paper_family
 
 log = logging.getLogger(__name__)
-
-# FM4NPP model family as the paper reports it: name -> (width, parameters, accelerator, count, wall hours).
-PAPER_FAMILY = {
-    "m1": (64, 0.34e6, "H100", 1, 10),
-    "m2": (128, 1.3e6, "H100", 1, 12),
-    "m3": (256, 5.3e6, "A100", 4, 20),
-    "m4": (512, 21e6, "A100", 8, 32),
-    "m5": (1024, 84e6, "A100", 24, 50),
-    "m6": (1536, 188e6, "A100", 64, 72),
-}
 
 
 def _fmt(value: float | None, spec: str = ".3g") -> str:
@@ -86,7 +78,8 @@ def run_table(sweep: Sweep) -> str:
 def paper_table(sweep: Sweep) -> str | None:
     """The paper's parameter counts and compute beside ours, for runs of the paper's family (model.name
     m1-m6: 12 layers, d_state 128); a custom model of the same width (the quickstart's) is not one of them."""
-    ours = {r.model: r for r in sweep.completed if r.model in PAPER_FAMILY}
+    family = paper_family()
+    ours = {r.model: r for r in sweep.completed if r.model in family}
     if not ours:
         return None
     lines = [
@@ -94,7 +87,9 @@ def paper_table(sweep: Sweep) -> str | None:
         "our GPU-hours | our device |",
         "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
-    for name, (width, n_paper, gpu, n_gpu, hours) in PAPER_FAMILY.items():
+    for name, preset in family.items():
+        width, n_paper, gpu = preset["width"], preset["paper_params"], preset["paper_gpu"]
+        n_gpu, hours = preset["paper_gpus"], preset["paper_hours"]
         r = ours.get(name)
         our_n = f"{r.params_total / 1e6:.3g}M" if r else "–"
         our_hours = _fmt(r.gpu_hours, ".3f") if r else "–"
@@ -107,19 +102,10 @@ def paper_table(sweep: Sweep) -> str | None:
 
 
 def supported_laws(sweep: Sweep) -> list[str]:
-    """The laws this sweep's runs can identify (see the module docstring)."""
-    sizes = {r.params_non_embedding for r in sweep.completed}
-    tokens = {r.tokens for r in sweep.completed}
-    laws = []
-    if len(sizes) >= 3:
-        laws.append("model")
-    if len(tokens) >= 3:
-        laws.append("data")
-    if len(sizes) >= 3 and len(tokens) >= 3 and len(sweep.completed) >= 8:
-        laws.append("joint")
-    if sum(r.val is not None for r in sweep.all_runs) >= 2:
-        laws.append("compute")
-    return laws
+    """The laws this sweep's runs can identify (each law's `supported`; see the module docstring), in the
+    laws' report order."""
+    ordered = sorted(LAWS.values(), key=lambda law: law.report_order)
+    return [law.name for law in ordered if law.supported(sweep)]
 
 
 def law_section(fit: LawFit) -> str:
@@ -213,12 +199,13 @@ def build_report(sweep_dir: Path, out_dir: Path, *, n_boot: int = 200, seed: int
 
 def _ratio_laws(sweep: Sweep, laws: list[str], out_dir: Path, fits: dict[str, dict], *, n_boot: int,
                 seed: int) -> list[str]:  # fmt: skip
-    """The model and data laws of val_loss_ratio, where every completed run logged one: a law of the loss
-    alone can be a law of the baseline (the table's loss shrinks with the data as well)."""
+    """The laws of val_loss_ratio (those with `ratio_variant`: model and data), where every completed run
+    logged one: a law of the loss alone can be a law of the baseline (the table's loss shrinks with the data
+    as well)."""
     if not sweep.completed or not all(math.isfinite(r.final_val_loss_ratio) for r in sweep.completed):
         return []
     md = []
-    for law in (name for name in laws if name in ("model", "data")):
+    for law in (name for name in laws if LAWS.lookup(name).ratio_variant):
         try:
             fit = fit_source(sweep, law, loss="val_loss_ratio", n_boot=n_boot, seed=seed)
         except ValueError as err:

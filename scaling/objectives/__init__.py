@@ -7,6 +7,14 @@
 A new objective is one file: subclass `Objective`, decorate with `@register("name")`, and add its module to
 `OBJECTIVE_MODULES` below. Names are imported on first use (scaling/lazy.py); resolving any of them imports
 every objective module first, so the registry is complete. `ObjectiveConfig` needs no torch.
+
+Its options (keys of the flat `objective:` section) live beside it in a torch-free module: a keyword-only
+dataclass subclassing `ObjectiveOptions` (options.py, the shared keys) whose fields are declared with
+`doc(...)` and whose checks sit in a `__post_init__` that calls `super().__post_init__()` first, as in
+knnn_options.py (`KnnnOptions`), masked_options.py (`MpmOptions`) and contrastive_options.py
+(`ContrastiveOptions`). Add it to the bases of `ObjectiveConfig` (config.py) and, for a built-in, its name to
+`BUILTIN_OBJECTIVES` there; the YAML key is the field name (`objective.<field>`), and a key's name must not be
+taken by another objective's options.
 """
 
 from scaling.lazy import lazy_exports

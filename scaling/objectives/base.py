@@ -27,21 +27,24 @@ from scaling.objectives.baseline import LookupPredictor, fit_lookup_baselines
 from scaling.objectives.config import GEOMETRY_KEYS, ObjectiveConfig, check_backbone
 from scaling.objectives.difficulty import check_difficulty_table, difficulty_weight, fit_difficulty_table
 from scaling.objectives.scaling import check_target_stats, fit_target_stats, scale_targets
+from scaling.registry import Registry
 
 if TYPE_CHECKING:
     from scaling.data.schema import Event
     from scaling.inputs.batch import PackedBatch, Sample
 
-REGISTRY: dict[str, type[Objective]] = {}
+REGISTRY: Registry[type[Objective]] = Registry(
+    "objective", unknown="objective.name: unknown objective {name!r}; choose one of {sorted}"
+)
 __all__ = ["REGISTRY", "Objective", "ObjectiveConfig", "build_objective", "check_backbone", "register"]
 
 
 def register(name: str) -> Callable[[type[Objective]], type[Objective]]:
-    """Class decorator adding an objective to the registry under `name`."""
+    """Class decorator adding an objective to the registry under `name` (a taken name is an error)."""
 
     def add(cls: type[Objective]) -> type[Objective]:
+        REGISTRY.add(name, cls)
         cls.name = name
-        REGISTRY[name] = cls
         return cls
 
     return add
@@ -49,9 +52,7 @@ def register(name: str) -> Callable[[type[Objective]], type[Objective]]:
 
 def build_objective(cfg: ObjectiveConfig) -> Objective:
     """The objective named by `cfg.name`."""
-    if cfg.name not in REGISTRY:
-        raise ValueError(f"objective.name: unknown objective {cfg.name!r}; choose one of {sorted(REGISTRY)}")
-    return REGISTRY[cfg.name](cfg)
+    return REGISTRY.lookup(cfg.name)(cfg)
 
 
 class Objective:

@@ -19,7 +19,7 @@ from scaling.data.schema import TRAIN_SPLIT, VAL_SPLIT
 from scaling.inputs.serialization import SERIALIZATIONS
 from scaling.model.config import ModelConfig, resolve_model_config
 from scaling.objectives.config import ObjectiveConfig, check_backbone
-from scaling.train.schedule import SCHEDULES
+from scaling.train.schedule import REGISTRY as SCHEDULE_REGISTRY
 
 
 @dataclass(kw_only=True)
@@ -117,8 +117,7 @@ class ScheduleConfig:
     def __post_init__(self) -> None:
         if self.warmup_steps < 0 or not 0.0 <= self.min_lr_ratio <= 1.0:
             raise ValueError("schedule: warmup_steps must be >= 0 and min_lr_ratio in [0, 1]")
-        if self.name not in SCHEDULES:
-            raise ValueError(f"schedule.name={self.name!r}: use one of {', '.join(SCHEDULES)}")
+        SCHEDULE_REGISTRY.lookup(self.name)  # schedule.name=...: use one of cosine, wsd, constant
         if not 0.0 < self.decay_fraction <= 1.0:
             raise ValueError(f"schedule.decay_fraction={self.decay_fraction} must be in (0, 1]")
 

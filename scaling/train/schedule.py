@@ -5,6 +5,9 @@
   `min_ratio` (their best shape); a stable-phase checkpoint can be cooled down to any shorter budget;
 - `constant`: the peak to the end.
 
+Each schedule is a function registered by name (`@register("name")`, scaling/registry.py); `lr_factor` applies
+the shared warm-up and then the named one, and the config check (`ScheduleConfig`) reads the same registry.
+
 The trainer sets each parameter group's LR itself before every optimizer step (`apply_lr`), so each μP group
 keeps its multiplier and the first step does not run at LR 0 (DeepSpeed's schedulers do: NOTES.md).
 """
@@ -12,10 +15,15 @@ keeps its multiplier and the first step does not run at LR 0 (DeepSpeed's schedu
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
-SCHEDULES = ("cosine", "wsd", "constant")
+from scaling.registry import Registry
+
+REGISTRY: Registry[Callable[..., float]] = Registry(
+    "schedule", unknown="schedule.name={name!r}: use one of {choices}"
+)
+register = REGISTRY.register
 
 
 def lr_factor(
@@ -29,29 +37,56 @@ def lr_factor(
 ) -> float:
     """Multiplier of the peak LR for the optimizer step that makes weights of step `step` + 1.
 
-    1) step < warmup: linear (step + 1) / warmup, so the first step is not at 0;
-    2) constant: 1 from then on;
-    3) step >= total: `min_ratio` (cosine, wsd);
-    4) cosine, warmup <= step < total: cosine from 1 down to `min_ratio` (SGDR, Loshchilov & Hutter 2017);
-    5) wsd: 1 until the cooldown's first step, total - ceil(decay_fraction x total) (not inside the warm-up),
-       then 1 - sqrt(progress) down towards `min_ratio` (Hägele et al. 2024)."""
+    Before `warmup_steps` every schedule is the linear warm-up (step + 1) / warmup, so the first step is not
+    at 0; from there on the schedule registered under `name` gives the factor."""
+    decay = REGISTRY.lookup(name)
     if step < warmup_steps:
         return (step + 1) / warmup_steps
-    if name == "constant":
-        return 1.0
+    return decay(
+        step,
+        warmup_steps=warmup_steps,
+        total_steps=total_steps,
+        min_ratio=min_ratio,
+        decay_fraction=decay_fraction,
+    )
+
+
+# A schedule: the factor at `step` >= warmup_steps, given the keyword arguments of `lr_factor` (except name).
+@register("cosine")
+def cosine(
+    step: int, *, warmup_steps: int, total_steps: int, min_ratio: float, decay_fraction: float
+) -> float:
+    """Cosine from 1 down to `min_ratio` over [warmup, total) (SGDR, Loshchilov & Hutter 2017), then
+    `min_ratio`."""
     if step >= total_steps:
         return min_ratio
-    if name == "wsd":
-        start = max(warmup_steps, total_steps - math.ceil(decay_fraction * total_steps))
-        if step < start:
-            return 1.0
-        progress = (step - start) / max(1, total_steps - start)  # in [0, 1)
-        return min_ratio + (1.0 - min_ratio) * (1.0 - math.sqrt(progress))
-    if name != "cosine":
-        raise ValueError(f"schedule.name={name!r}: use one of {', '.join(SCHEDULES)}")
     span = max(1, total_steps - warmup_steps)
     progress = (step - warmup_steps) / span  # in [0, 1)
     return min_ratio + (1.0 - min_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+@register("wsd")
+def wsd(step: int, *, warmup_steps: int, total_steps: int, min_ratio: float, decay_fraction: float) -> float:
+    """1 until the cooldown's first step, total - ceil(decay_fraction x total) (not inside the warm-up), then
+    1 - sqrt(progress) down towards `min_ratio` (Hägele et al. 2024); `min_ratio` from `total_steps` on."""
+    if step >= total_steps:
+        return min_ratio
+    start = max(warmup_steps, total_steps - math.ceil(decay_fraction * total_steps))
+    if step < start:
+        return 1.0
+    progress = (step - start) / max(1, total_steps - start)  # in [0, 1)
+    return min_ratio + (1.0 - min_ratio) * (1.0 - math.sqrt(progress))
+
+
+@register("constant")
+def constant(
+    step: int, *, warmup_steps: int, total_steps: int, min_ratio: float, decay_fraction: float
+) -> float:
+    """The peak to the end (and beyond)."""
+    return 1.0
+
+
+SCHEDULES: tuple[str, ...] = REGISTRY.names()  # the built-ins; a later registration is in REGISTRY only
 
 
 def group_lrs(peak_lr: float, factor: float, multipliers: Sequence[float]) -> list[float]:

@@ -84,3 +84,17 @@ def test_builtin_objective_names_match_the_registry() -> None:
     from scaling.objectives.config import BUILTIN_OBJECTIVES
 
     assert set(BUILTIN_OBJECTIVES) == set(REGISTRY)
+
+
+def test_registries_configs_and_the_model_family_import_without_torch() -> None:
+    code = (
+        "import sys, scaling.registry, scaling.train.schedule, scaling.train.config, "
+        "scaling.objectives.config, scaling.model.family; from scaling.model import MODEL_FAMILY; "
+        "from scaling.objectives.config import ObjectiveConfig; ObjectiveConfig(name='mpm', mask_ratio=0.5); "
+        "print(sorted(m for m in ('torch', 'deepspeed') if m in sys.modules), len(MODEL_FAMILY))"
+    )
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True,
+                          timeout=120)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["[]", "8"]
