@@ -24,12 +24,12 @@ import torch
 
 from scaling.atomic import write_json_atomic, write_text_atomic
 from scaling.config import ConfigError, dump_yaml
+from scaling.rundir import EXIT_CONFIG, EXIT_CRASH, EXIT_FAILED, EXIT_OK, EXIT_PREEMPTED  # noqa: F401 - re-exported
 from scaling.train import ledger
 from scaling.train.config import TrainConfig
 from scaling.train.dist import DistEnv
 
 log = logging.getLogger(__name__)
-EXIT_OK, EXIT_CRASH, EXIT_CONFIG, EXIT_PREEMPTED, EXIT_FAILED = 0, 1, 2, 3, 4
 
 
 class RunFailed(RuntimeError):
