@@ -21,8 +21,10 @@ from typing import Any
 import numpy as np
 import yaml
 
+from scaling.rundir import CONFIG, METRICS, STATUS, SUMMARY
+
 log = logging.getLogger(__name__)
-RUN_MARKERS = ("config.yaml", "status.json", "metrics.jsonl", "summary.json")
+RUN_MARKERS = (CONFIG, STATUS, METRICS, SUMMARY)
 
 
 @dataclass(kw_only=True)

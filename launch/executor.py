@@ -26,11 +26,12 @@ from typing import Any
 import submitit
 
 from launch.ledger import update_status
+from launch.sbatch import SITE_KEYS, site_options
 from launch.sites import SiteConfig
 from launch.spec import TRAIN_ENTRY, ExecutorConfig, RunPlan
+from scaling.rundir import CONFIG, EXIT_OK, EXIT_PREEMPTED, FAILED, PREEMPTED, SELF_REPORTED_EXIT_CODES
 
 log = logging.getLogger(__name__)
-EXIT_PREEMPTED = 3
 CHECKPOINT_WAIT_S = 600.0
 REQUEUE_WAIT_S = 300.0
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -38,7 +39,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 
 def train_command(run_dir: Path, entry: str = TRAIN_ENTRY) -> list[str]:
     """One rank of a run: `python -m <entry> <run>/config.yaml --run-dir <run>` (scaling.train by default)."""
-    return [sys.executable, "-m", entry, str(run_dir / "config.yaml"), "--run-dir", str(run_dir)]
+    return [sys.executable, "-m", entry, str(run_dir / CONFIG), "--run-dir", str(run_dir)]
 
 
 def slurm_available(timeout_s: float = 3.0) -> bool:
@@ -87,12 +88,12 @@ class TrainJob(submitit.helpers.Checkpointable):
             time.sleep(0.2)
         code = self._proc.returncode
         self._proc = None
-        if code == 0:
-            return 0
+        if code == EXIT_OK:
+            return EXIT_OK
         if code == EXIT_PREEMPTED and os.environ.get("SLURM_JOB_ID"):
             self._requeue_after_term(run_dir)
-        if _rank() == 0 and code not in (2, 4, EXIT_PREEMPTED):
-            update_status(run_dir, state="failed", exit_code=code, reason=f"trainer exited with code {code}")
+        if _rank() == 0 and code not in SELF_REPORTED_EXIT_CODES:
+            update_status(run_dir, state=FAILED, exit_code=code, reason=f"trainer exited with code {code}")
         raise RuntimeError(f"{run_dir}: trainer exited with code {code} (see status.json)")
 
     def _requeue_after_term(self, run_dir: Path) -> None:
@@ -109,7 +110,7 @@ class TrainJob(submitit.helpers.Checkpointable):
             )
             return
         if _rank() == 0:
-            update_status(run_dir, state="preempted")
+            update_status(run_dir, state=PREEMPTED)
             done = subprocess.run(["scontrol", "requeue", job], capture_output=True, text=True, timeout=60)
             if done.returncode != 0:
                 log.error("%s: scontrol requeue %s failed: %s", run_dir, job, done.stderr.strip())
@@ -130,7 +131,7 @@ class TrainJob(submitit.helpers.Checkpointable):
                 time.sleep(0.1)
             if not _exited(proc):
                 log.error("%s: trainer did not checkpoint within %.0f s", self.run_dir, CHECKPOINT_WAIT_S)
-        update_status(Path(self.run_dir), state="preempted")
+        update_status(Path(self.run_dir), state=PREEMPTED)
         return submitit.helpers.DelayedSubmission(TrainJob(self.run_dir, self.entry))
 
 
@@ -145,16 +146,20 @@ def _exited(proc: subprocess.Popen) -> bool:
     return stat.rsplit(")", 1)[1].split()[0] in ("Z", "X")
 
 
+def squeue(job_ids: list[str], fields: str, timeout_s: float) -> subprocess.CompletedProcess[str] | None:
+    """`squeue -h -j IDS -o FIELDS` (no header), or None when squeue is missing or did not answer in time."""
+    argv = ["squeue", "-h", "-j", ",".join(str(j) for j in job_ids), "-o", fields]
+    try:
+        return subprocess.run(argv, capture_output=True, text=True, timeout=timeout_s)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+
+
 def _job_state(job: str) -> str:
     """Slurm's state of a job (RUNNING while a preemption's grace time runs; COMPLETING, CANCELLED, FAILED
     once its batch script was killed or it was cancelled), or "UNKNOWN"."""
-    try:
-        done = subprocess.run(
-            ["squeue", "-h", "-j", job, "-o", "%T"], capture_output=True, text=True, timeout=30
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return "UNKNOWN"
-    return done.stdout.strip() or "UNKNOWN"
+    done = squeue([job], "%T", timeout_s=30)
+    return (done.stdout.strip() if done else "") or "UNKNOWN"
 
 
 def _rank() -> int:
@@ -173,15 +178,14 @@ def slurm_parameters(plan: RunPlan, site: SiteConfig) -> dict[str, Any]:
         "name": plan.name,
         "slurm_signal_delay_s": site.signal_delay_s,
     }
-    if res.gpus_per_node:
-        params["gpus_per_node"] = res.gpus_per_node
-    for key in ("partition", "account", "qos", "constraint"):
-        if getattr(site, key):
-            params[f"slurm_{key}"] = getattr(site, key)
-    extra = {"requeue": True} if not site.exclusive else {"requeue": True, "exclusive": True}
-    for line in site.extra_sbatch:
-        key, _, value = line.lstrip("-").partition("=")
-        extra[key.replace("-", "_")] = value or True
+    extra: dict[str, Any] = {"requeue": True}
+    for option in site_options(plan, site):  # the same options the rendered sbatch script lists
+        if not option.extra and option.key == "gpus-per-node":
+            params["gpus_per_node"] = option.value
+        elif not option.extra and option.key in SITE_KEYS:
+            params[f"slurm_{option.key}"] = option.value
+        else:  # --exclusive and the site's extra lines
+            extra[option.key.replace("-", "_")] = option.value
     params["slurm_additional_parameters"] = extra
     # the job unpickles launch.executor.TrainJob: make this checkout importable there
     params["slurm_setup"] = [f"export PYTHONPATH={REPO_ROOT}${{PYTHONPATH:+:$PYTHONPATH}}", *site.setup]
@@ -208,14 +212,8 @@ def submit_slurm(
 
 def slurm_job_alive(job_id: str) -> bool:
     """Pending, running, requeued or suspended according to squeue."""
-    try:
-        done = subprocess.run(
-            ["squeue", "-h", "-j", str(job_id), "-o", "%T"], capture_output=True, text=True, timeout=10
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return False
-    states = done.stdout.split()
-    return done.returncode == 0 and any(s in ALIVE_STATES for s in states)
+    done = squeue([job_id], "%T", timeout_s=10)
+    return done is not None and done.returncode == 0 and any(s in ALIVE_STATES for s in done.stdout.split())
 
 
 ALIVE_STATES = ("PENDING", "RUNNING", "REQUEUED", "SUSPENDED", "CONFIGURING", "COMPLETING", "REQUEUE_HOLD",
@@ -224,10 +222,8 @@ ALIVE_STATES = ("PENDING", "RUNNING", "REQUEUED", "SUSPENDED", "CONFIGURING", "C
 
 def slurm_states(job_ids: list[str]) -> dict[str, str]:
     """Job id -> Slurm state from one squeue call; a job squeue no longer lists is absent."""
-    try:
-        done = subprocess.run(["squeue", "-h", "-j", ",".join(job_ids), "-o", "%i %T"], capture_output=True,
-                              text=True, timeout=30)  # fmt: skip
-    except (OSError, subprocess.TimeoutExpired):
+    done = squeue(job_ids, "%i %T", timeout_s=30)
+    if done is None:
         return {}
     pairs = (line.split() for line in done.stdout.splitlines())
     return {p[0]: p[1] for p in pairs if len(p) == 2}

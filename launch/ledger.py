@@ -1,44 +1,27 @@
 """The sweep ledger: runs/<sweep>/sweep.json, each run's status.json (launcher side) and the status table.
 
 The trainer owns state transitions while it runs (running, preempted, completed, failed); the launcher writes
-`submitted`, attempts and job ids, and merges rather than overwrites so neither side loses the other's fields.
+`submitted`, attempts and job ids, and merges rather than overwrites so neither side loses the other's fields
+(`read_status` / `update_status`: scaling/rundir.py, the one reading of status.json every writer shares).
 """
 
 from __future__ import annotations
 
-import datetime as _dt
 import json
 from pathlib import Path
 from typing import Any
 
 from scaling.atomic import read_json, write_json_atomic
 from scaling.config import dump_yaml
-
-DETERMINISTIC_EXIT_CODES = (2, 4)  # config error, failed at run time (repeated NaN): never resubmitted
-ACTIVE_STATES = ("submitted", "running")
-
-
-def now_iso() -> str:
-    return _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
-
-
-def read_status(run_dir: Path) -> dict[str, Any]:
-    path = run_dir / "status.json"
-    if not path.is_file():
-        return {"state": "pending", "attempts": 0, "job_ids": [], "reason": None}
-    try:
-        return read_json(path)
-    except (OSError, ValueError):
-        return {"state": "pending", "attempts": 0, "job_ids": [], "reason": "unreadable status.json"}
-
-
-def update_status(run_dir: Path, **fields: Any) -> dict[str, Any]:
-    """Merge `fields` into status.json atomically."""
-    status = read_status(run_dir)
-    status.update(fields)
-    status["updated"] = now_iso()
-    write_json_atomic(run_dir / "status.json", status)
-    return status
+from scaling.rundir import (  # noqa: F401 - read_status and update_status are also this module's interface
+    CONFIG,
+    METRICS,
+    SUBMITTED,
+    SWEEP,
+    now_iso,
+    read_status,
+    update_status,
+)
 
 
 def record_submission(run_dir: Path, job_id: str, budget_steps: int) -> dict[str, Any]:
@@ -46,7 +29,7 @@ def record_submission(run_dir: Path, job_id: str, budget_steps: int) -> dict[str
     status = read_status(run_dir)
     return update_status(
         run_dir,
-        state="submitted",
+        state=SUBMITTED,
         attempts=int(status.get("attempts", 0)) + 1,
         job_ids=[*status.get("job_ids", []), str(job_id)],
         budget_steps=status.get("budget_steps", budget_steps),
@@ -57,7 +40,7 @@ def record_submission(run_dir: Path, job_id: str, budget_steps: int) -> dict[str
 
 def write_run_config(run_dir: Path, config: dict[str, Any]) -> bool:
     """Write the resolved config.yaml; returns False (and leaves it) when an identical one is there."""
-    path = run_dir / "config.yaml"
+    path = run_dir / CONFIG
     text = dump_yaml(config)
     if path.is_file() and path.read_text(encoding="utf-8") == text:
         return False
@@ -70,7 +53,7 @@ def write_run_config(run_dir: Path, config: dict[str, Any]) -> bool:
 
 def write_sweep(sweep_dir: Path, plan: dict[str, Any]) -> None:
     """sweep.json: the plan, merged with the job ids already recorded there."""
-    path = sweep_dir / "sweep.json"
+    path = sweep_dir / SWEEP
     old = read_json(path) if path.is_file() else {}
     jobs = old.get("jobs", {})
     jobs.update(plan.get("jobs", {}))
@@ -78,7 +61,7 @@ def write_sweep(sweep_dir: Path, plan: dict[str, Any]) -> None:
 
 
 def record_job(sweep_dir: Path, run: str, job_id: str) -> None:
-    path = sweep_dir / "sweep.json"
+    path = sweep_dir / SWEEP
     data = read_json(path) if path.is_file() else {}
     data.setdefault("jobs", {}).setdefault(run, []).append(str(job_id))
     write_json_atomic(path, data)
@@ -91,7 +74,7 @@ def sweep_folder(runs_dir: str | Path, sweep: str) -> Path:
 
 def sweep_run_names(sweep_dir: Path) -> list[str]:
     """The runs of a sweep: its sweep.json plan, else the folders holding a config.yaml (sorted)."""
-    path = sweep_dir / "sweep.json"
+    path = sweep_dir / SWEEP
     if path.is_file():
         try:
             runs = read_json(path).get("runs") or {}
@@ -101,7 +84,7 @@ def sweep_run_names(sweep_dir: Path) -> list[str]:
             return list(runs)
     if not sweep_dir.is_dir():
         return []
-    return sorted(p.name for p in sweep_dir.iterdir() if (p / "config.yaml").is_file())
+    return sorted(p.name for p in sweep_dir.iterdir() if (p / CONFIG).is_file())
 
 
 def sweep_run_dirs(runs_dir: str | Path, sweep: str) -> list[Path]:
@@ -112,7 +95,7 @@ def sweep_run_dirs(runs_dir: str | Path, sweep: str) -> list[Path]:
 def run_status(sweep_dir: Path, run: str) -> dict[str, Any]:
     """status.json with job ids and attempts completed from sweep.json (an entry point may rewrite it)."""
     status = read_status(sweep_dir / run)
-    path = sweep_dir / "sweep.json"
+    path = sweep_dir / SWEEP
     try:
         jobs = (read_json(path).get("jobs") or {}).get(run, []) if path.is_file() else []
     except (OSError, ValueError):
@@ -123,15 +106,11 @@ def run_status(sweep_dir: Path, run: str) -> dict[str, Any]:
     return status
 
 
-def is_deterministic_failure(status: dict[str, Any]) -> bool:
-    return status.get("state") == "failed" and status.get("exit_code") in DETERMINISTIC_EXIT_CODES
-
-
 def last_metrics(run_dir: Path) -> dict[str, Any]:
     """Newest train step, its wall seconds, newest val_loss and val_loss_ratio (val loss / the objective's
     lookup baseline's) from metrics.jsonl (tolerates a torn line)."""
     out: dict[str, Any] = {"step": None, "wall_s": None, "val_loss": None, "val_loss_ratio": None}
-    path = run_dir / "metrics.jsonl"
+    path = run_dir / METRICS
     if not path.is_file():
         return out
     for line in path.read_text(encoding="utf-8").splitlines():

@@ -17,6 +17,7 @@ from pathlib import Path
 from launch.executor import train_command
 from launch.ledger import read_status, record_job, record_submission, update_status
 from launch.spec import RunPlan
+from scaling.rundir import ACTIVE_STATES, EXIT_OK, FAILED, LAUNCH_LOG, PENDING, SELF_REPORTED_EXIT_CODES
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +42,7 @@ def start_run(plan: RunPlan, run_dir: Path) -> list[subprocess.Popen]:
     world = plan.resources.ranks_per_node * plan.resources.nodes
     port = str(_free_port())
     procs = []
-    log_file = (run_dir / "launch.log").open("ab")
+    log_file = (run_dir / LAUNCH_LOG).open("ab")
     for rank in range(world):
         env = {
             **os.environ,
@@ -67,13 +68,13 @@ def start_run(plan: RunPlan, run_dir: Path) -> list[subprocess.Popen]:
 
 def _finish(run_dir: Path, codes: list[int]) -> None:
     """A rank that died without the trainer saying why (killed, crashed) leaves a failed status."""
-    code = max(codes, key=abs) if any(codes) else 0
+    code = max(codes, key=abs) if any(codes) else EXIT_OK
     status = read_status(run_dir)
-    if code not in (0, 2, 3, 4) or status.get("state") in ("submitted", "running"):
-        if code != 0:
+    if code not in (EXIT_OK, *SELF_REPORTED_EXIT_CODES) or status.get("state") in ACTIVE_STATES:
+        if code != EXIT_OK:
             update_status(
                 run_dir,
-                state="failed",
+                state=FAILED,
                 exit_code=code,
                 reason=f"trainer exited with code {code}; see launch.log",
             )
@@ -90,7 +91,7 @@ def run_local(plans: list[RunPlan], sweep_dir: Path, slots: int, poll_s: float =
             procs = start_run(plan, run_dir)
             active[plan.name] = procs
             job_id = f"local-{procs[0].pid}"
-            record_submission(run_dir, job_id, _budget(plan))
+            record_submission(run_dir, job_id, plan.budget_steps)
             record_job(sweep_dir, plan.name, job_id)  # kept even where the entry point rewrites status.json
             log.info("started %s (pid %d)", plan.name, procs[0].pid)
             print(f"  started {plan.name}", flush=True)
@@ -101,11 +102,7 @@ def run_local(plans: list[RunPlan], sweep_dir: Path, slots: int, poll_s: float =
                 state = read_status(sweep_dir / name).get("state")
                 print(f"  {name}: {state}", flush=True)
                 del active[name]
-    return {p.name: read_status(sweep_dir / p.name).get("state", "pending") for p in plans}
-
-
-def _budget(plan: RunPlan) -> int:
-    return int((plan.config.get("budget") or {}).get("steps", 0))
+    return {p.name: read_status(sweep_dir / p.name).get("state", PENDING) for p in plans}
 
 
 def local_job_alive(job_id: str) -> bool:

@@ -17,8 +17,7 @@ from launch.precheck import check_plans, format_problems, gpu_hours, trained_els
 from launch.sites import SiteConfig
 from launch.spec import RunPlan, SweepSpec, expand_runs, import_config_class, load_spec, resolve_config
 from scaling.config import ConfigError, to_dict
-
-LIVE_STATES = ("submitted", "running", "preempted")
+from scaling.rundir import LIVE_STATES, is_deterministic_failure
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +51,7 @@ def decide(status: dict[str, Any], resubmit: bool, max_attempts: int) -> tuple[b
         return True, "new"
     if jobs and state in LIVE_STATES and job_alive(jobs[-1]):
         return False, f"{state} (job {jobs[-1]})"
-    if ledger.is_deterministic_failure(status):
+    if is_deterministic_failure(status):
         return False, f"failed deterministically (exit {status.get('exit_code')}): {status.get('reason')}"
     if not resubmit:
         return False, f"{state}, job gone: use --resubmit"
@@ -186,7 +185,7 @@ def execute(args: argparse.Namespace) -> int:
     sweep_dir = Path(spec.runs_dir) / spec.name
     depends = dependency_line(spec)
     if args.status:
-        budgets = {p.name: _budget(p) for p in plans}
+        budgets = {p.name: p.budget_steps for p in plans}
         print(ledger.format_table(ledger.status_rows(sweep_dir, [p.name for p in plans], budgets)))
         print(depends or "", end="\n" if depends else "")
         return 0
@@ -253,7 +252,7 @@ def launch(
     jobs = submit_slurm(todo, sweep_dir, site, spec.executor)
     for name, job_id in jobs.items():
         plan = next(p for p in todo if p.name == name)
-        ledger.record_submission(sweep_dir / name, job_id, _budget(plan))
+        ledger.record_submission(sweep_dir / name, job_id, plan.budget_steps)
         ledger.record_job(sweep_dir, name, job_id)
         print(f"  {name}: job {job_id}")
     if wait:
@@ -282,7 +281,3 @@ def run_post(spec: SweepSpec) -> None:
             print(f"post: exit code {done.returncode}")
         elif "--out" in argv[:-1]:
             print(f"report: {argv[argv.index('--out') + 1]}")
-
-
-def _budget(plan: RunPlan) -> int:
-    return int((plan.config.get("budget") or {}).get("steps", 0))

@@ -155,6 +155,11 @@ class RunPlan:
     entry: str = TRAIN_ENTRY
     config_class: str = TRAIN_CONFIG
 
+    @property
+    def budget_steps(self) -> int:
+        """The config's `budget.steps` (0 where the entry point has no step budget: downstream runs)."""
+        return int((self.config.get("budget") or {}).get("steps", 0))
+
     def to_json(self) -> dict[str, Any]:
         return {
             "name": self.name,

@@ -13,11 +13,9 @@ Documented behaviour on bad input (each a `ValueError` with one line naming the 
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +36,16 @@ from analysis.downstream.train import (
 from scaling.atomic import write_json_atomic, write_text_atomic
 from scaling.config import dump_yaml
 from scaling.data.schema import Event
+from scaling.rundir import (
+    COMPLETED,
+    CONFIG,
+    EXIT_CONFIG,
+    EXIT_FAILED,
+    EXIT_OK,
+    FAILED,
+    RUNNING,
+    update_status,
+)
 
 log = logging.getLogger(__name__)
 
@@ -140,25 +148,16 @@ def save_predictions(path: Path, data: LabelledSplit, preds: list[np.ndarray], n
 
 
 def _status(out_dir: Path, state: str, reason: str | None = None, exit_code: int | None = None) -> None:
-    """Merge state into status.json in the run-directory contract's fields (exit codes: 0 done, 2 bad input,
-    4 run time); what the launcher recorded there (attempts, job ids) stays."""
-    path = out_dir / "status.json"
-    try:
-        status = json.loads(path.read_text()) if path.is_file() else {}
-    except (OSError, ValueError):
-        status = {}  # unreadable: rewritten whole
-    status = status if isinstance(status, dict) else {}
-    status.update(state=state, reason=reason, exit_code=exit_code,
-                  updated=datetime.now(UTC).isoformat(timespec="seconds"))  # fmt: skip
-    status.setdefault("attempts", 1)
-    write_json_atomic(path, status)
+    """Merge state into status.json (scaling/rundir.py: exit codes 0 done, 2 bad input, 4 run time); what the
+    launcher recorded there (attempts, job ids) stays, an unreadable file is rewritten whole."""
+    update_status(out_dir, state=state, reason=reason, exit_code=exit_code)
 
 
 def run_downstream(cfg: DownstreamConfig, out_dir: Path) -> dict[str, Any]:
     """Train and score one adapter; writes config.yaml, status.json, metrics.json, predictions.h5."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(out_dir / "config.yaml", dump_yaml(cfg))
-    _status(out_dir, "running")
+    write_text_atomic(out_dir / CONFIG, dump_yaml(cfg))
+    _status(out_dir, RUNNING)
     t0 = time.perf_counter()
     try:
         train, test, source = load_splits(cfg)
@@ -166,7 +165,8 @@ def run_downstream(cfg: DownstreamConfig, out_dir: Path) -> dict[str, Any]:
             cfg, out_dir, train, test, source.width, feature_s=time.perf_counter() - t0, source=source
         )
     except (ValueError, RuntimeError) as err:
-        _status(out_dir, "failed", reason=str(err), exit_code=2 if isinstance(err, ValueError) else 4)
+        code = EXIT_CONFIG if isinstance(err, ValueError) else EXIT_FAILED
+        _status(out_dir, FAILED, reason=str(err), exit_code=code)
         raise
 
 
@@ -212,5 +212,5 @@ def run_on_splits(
     }
     write_json_atomic(out_dir / "metrics.json", result)
     save_predictions(out_dir / "predictions.h5", test, preds, cfg.n_display_events)
-    _status(out_dir, "completed", exit_code=0)
+    _status(out_dir, COMPLETED, exit_code=EXIT_OK)
     return result

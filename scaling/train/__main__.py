@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from scaling.config import ConfigError
+from scaling.rundir import EXIT_CONFIG, FAILED, update_status
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -24,7 +25,7 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         _record_config_error(Path(args.run_dir), str(err))
-        return 2
+        return EXIT_CONFIG
     return run(cfg, args.run_dir, dist)
 
 
@@ -32,15 +33,13 @@ def _record_config_error(run_dir: Path, reason: str) -> None:
     """status.json says why (exit 2: do not resubmit), written by rank 0 only."""
     import os
 
-    from scaling.train.ledger import update_status
-
     if (
         os.environ.get("RANK", os.environ.get("SLURM_PROCID", os.environ.get("OMPI_COMM_WORLD_RANK", "0")))
         != "0"
     ):
         return
     run_dir.mkdir(parents=True, exist_ok=True)
-    update_status(run_dir, state="failed", reason=reason, exit_code=2)
+    update_status(run_dir, state=FAILED, reason=reason, exit_code=EXIT_CONFIG)
 
 
 if __name__ == "__main__":

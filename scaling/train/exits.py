@@ -1,5 +1,5 @@
-"""A run's exit codes (CONTRACTS.md) and the failure that means exit 4; torch-free, read by the trainer, the
-run's entry point and the launcher alike.
+"""A run's exit codes (owned by scaling/rundir.py, the run-directory contract) and the failure that means
+exit 4; torch-free, read by the trainer and the run's entry point.
 
 0 completed; 1 crash; 2 config/usage error; 3 preempted (checkpointed on SIGUSR2/SIGTERM, status `preempted`,
 requeue); 4 failed at run time (repeated non-finite steps: resubmitting would fail again).
@@ -7,7 +7,7 @@ requeue); 4 failed at run time (repeated non-finite steps: resubmitting would fa
 
 from __future__ import annotations
 
-EXIT_OK, EXIT_CRASH, EXIT_CONFIG, EXIT_PREEMPTED, EXIT_FAILED = 0, 1, 2, 3, 4
+from scaling.rundir import EXIT_CONFIG, EXIT_CRASH, EXIT_FAILED, EXIT_OK, EXIT_PREEMPTED
 
 
 class RunFailed(RuntimeError):

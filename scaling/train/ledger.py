@@ -1,18 +1,24 @@
 """The run ledger: status.json, metrics.jsonl (one flushed row per line) and summary.json.
 
-Field names are the run-directory contract (README 'The run directory'). Only rank 0 writes.
+Field names are the run-directory contract (README 'The run directory'); status.json's merge, `now_iso` and
+the exit codes live in scaling/rundir.py, shared with the launcher and the downstream runs. Only rank 0 writes.
 """
 
 from __future__ import annotations
 
-import datetime as _dt
 import json
 import math
 import os
 from pathlib import Path
 from typing import Any
 
-from scaling.atomic import finite_json, read_json, write_json_atomic
+from scaling.atomic import write_json_atomic
+from scaling.rundir import (  # noqa: F401 - update_status and overwrite_status are the trainer's interface
+    SUMMARY,
+    now_iso,
+    overwrite_status,
+    update_status,
+)
 
 # Peak dense bf16 FLOP/s by device-name fragment (vendor data sheets, without sparsity).
 PEAK_BF16_FLOPS: dict[str, float] = {"H200": 989e12, "H100": 989e12, "A100": 312e12}
@@ -33,40 +39,6 @@ def mfu(flops_per_s: float, peak_per_device: float | None, n_devices: int) -> fl
     if peak_per_device is None or n_devices < 1:
         return None
     return flops_per_s / (peak_per_device * n_devices)
-
-
-def now_iso() -> str:
-    return _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
-
-
-def update_status(run_dir: Path, **fields: Any) -> dict[str, Any]:
-    """Merge `fields` into status.json (keeping the launcher's attempts / job_ids) and write it atomically."""
-    path = run_dir / "status.json"
-    status = read_json(path) if path.is_file() else {}
-    status.setdefault("attempts", 0)
-    status.setdefault("job_ids", [])
-    status.setdefault("reason", None)
-    status.update(fields)
-    status["updated"] = now_iso()
-    write_json_atomic(path, status)
-    return status
-
-
-def overwrite_status(run_dir: Path, **fields: Any) -> bool:
-    """Last resort on a full disk, where an atomic write has no room for its new file: rewrite status.json in
-    place, inside the blocks it already holds (a torn write is possible, a stale `running` is worse).
-    Returns False when even that fails."""
-    path = run_dir / "status.json"
-    try:
-        status = {**read_json(path), **fields, "updated": now_iso()}
-        with path.open("r+b") as handle:
-            handle.write(json.dumps(finite_json(status), indent=2).encode("utf-8") + b"\n")
-            handle.truncate()
-            handle.flush()
-            os.fsync(handle.fileno())
-    except (OSError, ValueError):
-        return False
-    return True
 
 
 def _finite(value: Any) -> Any:
@@ -127,7 +99,7 @@ def read_metrics(path: Path) -> list[dict[str, Any]]:
 
 
 def write_summary(run_dir: Path, summary: dict[str, Any]) -> None:
-    write_json_atomic(run_dir / "summary.json", _finite(summary))
+    write_json_atomic(run_dir / SUMMARY, _finite(summary))
 
 
 def environment_info(world_size: int, device_name: str) -> dict[str, Any]:

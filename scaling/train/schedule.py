@@ -9,7 +9,7 @@ Each schedule is a function registered by name (`@register("name")`, scaling/reg
 the shared warm-up and then the named one, and the config check (`ScheduleConfig`) reads the same registry.
 
 The trainer sets each parameter group's LR itself before every optimizer step (`apply_lr`), so each μP group
-keeps its multiplier and the first step does not run at LR 0 (DeepSpeed's schedulers do: NOTES.md).
+keeps its multiplier and the first step does not run at LR 0 (DeepSpeed's schedulers do).
 """
 
 from __future__ import annotations

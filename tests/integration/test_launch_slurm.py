@@ -10,33 +10,23 @@ import json
 import os
 import re
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
-import yaml
+
+from tests.integration.slurm_cluster import REPO, rows, slurm_cluster, status, sweep_command, wait_for
+from tests.integration.slurm_cluster import write_spec as spec_file
 
 pytestmark = [pytest.mark.slurm, pytest.mark.integration, pytest.mark.timeout(240)]
-REPO = Path(__file__).resolve().parents[2]
 STEPS = 40
 
 
 @pytest.fixture(scope="session")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    folder = tmp_path_factory.mktemp("slurm")
-    script = REPO / "tests/slurm/cluster.sh"
-    subprocess.run(["bash", str(script), "start", str(folder)], check=True, capture_output=True, timeout=60)
-    env = {
-        **os.environ,
-        "SLURM_CONF": str(folder / "slurm.conf"),
-        "PATH": f"{folder / 'bin'}:{os.environ['PATH']}",
-        "DS_ACCELERATOR": "cpu",
-        "OMP_NUM_THREADS": "1",
-    }
-    os.environ.update({k: env[k] for k in ("SLURM_CONF", "PATH")})
-    yield env
-    subprocess.run(["bash", str(script), "stop", str(folder)], check=False, timeout=60)
+    with slurm_cluster(tmp_path_factory.mktemp("slurm")) as env:
+        os.environ.update({k: env[k] for k in ("SLURM_CONF", "PATH")})
+        yield env
 
 
 @pytest.fixture(scope="session")
@@ -45,29 +35,12 @@ def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def write_spec(folder: Path, name: str, dataset: Path, seeds: list[int]) -> Path:
-    spec = {
-        "name": name,
-        "base": str(REPO / "scaling/train/configs/tiny_cpu.yaml"),
-        "overrides": {
-            "data.dataset_dir": str(dataset),
-            "budget.steps": STEPS,
-            "logging.interval": 1,
-            "checkpoint.interval": 5,
-            "budget.val_interval": 20,
-        },
-        "axes": {"grid": {"seed": seeds}},
-        "resources": {"default": {"cpus_per_task": 1, "mem_gb": 2, "hours": 0.5}},
-        "site": "local",
-        "runs_dir": str(folder / "runs"),
-    }
-    path = folder / f"{name}.yaml"
-    path.write_text(yaml.safe_dump(spec))
-    return path
+    return spec_file(folder, name, dataset, steps=STEPS, val_interval=20, seeds=seeds)
 
 
 def sweep(env: dict[str, str], spec: Path, *args: str) -> str:
     done = subprocess.run(
-        [sys.executable, str(REPO / "launch/sweep.py"), str(spec), "--executor", "slurm", *args],
+        sweep_command(spec, "slurm", *args),
         env=env,
         cwd=REPO,
         capture_output=True,
@@ -76,35 +49,6 @@ def sweep(env: dict[str, str], spec: Path, *args: str) -> str:
     )
     assert done.returncode == 0, done.stdout + done.stderr
     return done.stdout
-
-
-def status(run_dir: Path) -> dict:
-    return json.loads((run_dir / "status.json").read_text())
-
-
-def rows(run_dir: Path, kind: str) -> list[dict]:
-    path = run_dir / "metrics.jsonl"
-    if not path.is_file():
-        return []
-    out = []
-    for line in path.read_text().splitlines():
-        try:
-            row = json.loads(line)
-        except ValueError:
-            continue
-        if row.get("kind") == kind:
-            out.append(row)
-    return out
-
-
-def wait_for(predicate, timeout_s: float = 120.0, poll_s: float = 0.1):
-    deadline = time.time() + timeout_s
-    while time.time() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(poll_s)
-    raise AssertionError("condition not met in time")
 
 
 def wait_done(run_dir: Path) -> None:

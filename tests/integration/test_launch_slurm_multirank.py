@@ -12,7 +12,6 @@ requeues the job itself). The reference is the same 2-rank run under the local e
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
@@ -22,23 +21,24 @@ from typing import Any
 
 import pytest
 import torch
-import yaml
 
 from scaling.train.checkpoint import load_frozen_model
-from tests.integration.test_launch_slurm_preempt import (
+from tests.integration.slurm_cluster import (
+    REPO,
     job_fields,
     last_step,
     preempt,
     reference_folder,
     rows,
     signal_time,
+    slurm_cluster,
     status,
     sweep_command,
     wait_for,
 )
+from tests.integration.slurm_cluster import write_spec as spec_file
 
 pytestmark = [pytest.mark.slurm, pytest.mark.integration, pytest.mark.timeout(420)]
-REPO = Path(__file__).resolve().parents[2]
 STEPS = 30
 TRIGGER_STEP = 8  # past the first checkpoint (interval 5), well before the end
 
@@ -46,37 +46,14 @@ TRIGGER_STEP = 8  # past the first checkpoint (interval 5), well before the end
 @pytest.fixture(scope="module", params=["USER", "TERM"])
 def cluster(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     folder = tmp_path_factory.mktemp(f"slurm-2rank-{request.param.lower()}")
-    script = REPO / "tests/slurm/cluster.sh"
-    start_env = {**os.environ, "SLURM_TEST_PREEMPT_SIGNAL": request.param, "SLURM_TEST_CPUS": "4"}
-    subprocess.run(["bash", str(script), "start", str(folder)], check=True, capture_output=True, timeout=60,
-                   env=start_env)  # fmt: skip
-    env = {**os.environ, "SLURM_CONF": str(folder / "slurm.conf"), "DS_ACCELERATOR": "cpu",
-           "PATH": f"{folder / 'bin'}:{os.environ['PATH']}", "OMP_NUM_THREADS": "1",
-           "PREEMPT_SIGNAL": request.param}  # fmt: skip
-    yield env
-    subprocess.run(["bash", str(script), "stop", str(folder)], check=False, timeout=60)
+    with slurm_cluster(folder, preempt_signal=request.param, cpus=4) as env:
+        yield env
 
 
 def write_spec(folder: Path, name: str, dataset: Path, site_overrides: dict[str, Any]) -> Path:
-    spec = {
-        "name": name,
-        "base": str(REPO / "scaling/train/configs/tiny_cpu.yaml"),
-        "overrides": {
-            "data.dataset_dir": str(dataset),
-            "budget.steps": STEPS,
-            "logging.interval": 1,
-            "checkpoint.interval": 5,
-            "budget.val_interval": 15,
-        },  # fmt: skip
-        "axes": {"grid": {"seed": [0]}},
-        "resources": {"default": {"tasks_per_node": 2, "cpus_per_task": 1, "mem_gb": 2, "hours": 0.5}},
-        "site": "local",
-        "site_overrides": site_overrides,
-        "runs_dir": str(folder / "runs"),
-    }
-    path = folder / f"{name}.yaml"
-    path.write_text(yaml.safe_dump(spec))
-    return path
+    return spec_file(
+        folder, name, dataset, steps=STEPS, val_interval=15, tasks_per_node=2, site_overrides=site_overrides
+    )
 
 
 def running_past(run_dir: Path, step: int) -> bool:

@@ -18,21 +18,30 @@ submitit ignores. The trainer checkpoints on it and exits 3, and `TrainJob` requ
 from __future__ import annotations
 
 import json
-import os
-import re
 import subprocess
-import sys
 import time
-from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
+
+from tests.integration.slurm_cluster import (
+    REPO,
+    job_fields,
+    last_step,
+    preempt,
+    reference_folder,
+    rows,
+    signal_time,
+    slurm_cluster,
+    status,
+    sweep_command,
+    wait_for,
+)
+from tests.integration.slurm_cluster import write_spec as spec_file
 
 pytestmark = [pytest.mark.slurm, pytest.mark.integration, pytest.mark.timeout(300)]
-REPO = Path(__file__).resolve().parents[2]
 STEPS = 40
 TRIGGER_STEP = 8  # past the first checkpoint (interval 5), well before the end
 
@@ -41,135 +50,12 @@ TRIGGER_STEP = 8  # past the first checkpoint (interval 5), well before the end
 def cluster(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     """USER: preemption sends the job's --signal (USR2, submitit's); TERM: Slurm's default SIGTERM."""
     folder = tmp_path_factory.mktemp(f"slurm-preempt-{request.param.lower()}")
-    script = REPO / "tests/slurm/cluster.sh"
-    start_env = {**os.environ, "SLURM_TEST_PREEMPT_SIGNAL": request.param}
-    start = ["bash", str(script), "start", str(folder)]
-    subprocess.run(start, check=True, capture_output=True, timeout=60, env=start_env)
-    env = {
-        **os.environ,
-        "SLURM_CONF": str(folder / "slurm.conf"),
-        "PATH": f"{folder / 'bin'}:{os.environ['PATH']}",
-        "DS_ACCELERATOR": "cpu",
-        "OMP_NUM_THREADS": "1",
-        "PREEMPT_SIGNAL": request.param,
-    }
-    yield env
-    subprocess.run(["bash", str(script), "stop", str(folder)], check=False, timeout=60)
-
-
-def reference_folder(tmp_path: Path) -> Path:
-    """Where the uninterrupted reference's spec lives: it trains the preempted run's config on purpose, so it
-    stays out of that spec's folder, where the launcher refuses a config another spec already trains."""
-    folder = tmp_path / "reference"
-    folder.mkdir(exist_ok=True)
-    return folder
+    with slurm_cluster(folder, preempt_signal=request.param) as env:
+        yield env
 
 
 def write_spec(folder: Path, name: str, dataset: Path, site_overrides: dict[str, Any]) -> Path:
-    spec = {
-        "name": name,
-        "base": str(REPO / "scaling/train/configs/tiny_cpu.yaml"),
-        "overrides": {
-            "data.dataset_dir": str(dataset),
-            "budget.steps": STEPS,
-            "logging.interval": 1,
-            "checkpoint.interval": 5,
-            "budget.val_interval": 20,
-        },
-        "axes": {"grid": {"seed": [0]}},
-        "resources": {"default": {"cpus_per_task": 1, "mem_gb": 2, "hours": 0.5}},
-        "site": "local",
-        "site_overrides": site_overrides,
-        "runs_dir": str(folder / "runs"),
-    }
-    path = folder / f"{name}.yaml"
-    path.write_text(yaml.safe_dump(spec))
-    return path
-
-
-def sweep_command(spec: Path, executor: str, *args: str) -> list[str]:
-    return [sys.executable, str(REPO / "launch/sweep.py"), str(spec), "--executor", executor, *args]
-
-
-def slurm(env: dict[str, str], *args: str) -> str:
-    return subprocess.run(list(args), env=env, check=True, capture_output=True, text=True, timeout=30).stdout
-
-
-def job_fields(env: dict[str, str], job_id: str) -> dict[str, str]:
-    """`scontrol show job` as key -> value (values without spaces are all this test reads)."""
-    text = slurm(env, "scontrol", "-o", "show", "job", job_id)
-    return dict(re.findall(r"(\w+)=(\S*)", text))
-
-
-def status(run_dir: Path) -> dict:
-    return json.loads((run_dir / "status.json").read_text())
-
-
-def rows(run_dir: Path, kind: str) -> list[dict]:
-    path = run_dir / "metrics.jsonl"
-    if not path.is_file():
-        return []
-    out = []
-    for line in path.read_text().splitlines():
-        try:
-            row = json.loads(line)
-        except ValueError:  # a line being written
-            continue
-        if row.get("kind") == kind:
-            out.append(row)
-    return out
-
-
-def last_step(run_dir: Path) -> int:
-    return max((r["step"] for r in rows(run_dir, "train")), default=0)
-
-
-def wait_for(predicate: Callable[[], Any], timeout_s: float, poll_s: float = 0.1) -> Any:
-    deadline = time.time() + timeout_s
-    while time.time() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(poll_s)
-    raise AssertionError(f"condition not met in {timeout_s:.0f} s")
-
-
-def signal_time(job_folder: Path, how: str) -> float | None:
-    """When submitit's handler caught the preemption signal (its log line's local timestamp): USR2 handled
-    as a preemption, or SIGTERM bypassed (the trainer acts on it and TrainJob requeues)."""
-    line = "Caught signal SIGUSR2 .*preempted" if how == "USER" else "Bypassing signal SIGTERM"
-    for path in job_folder.glob("*_log.err"):
-        found = re.search(r"\((\d{4}-\d\d-\d\d [\d:,]+)\) - " + line, path.read_text())
-        if found:
-            return datetime.strptime(found.group(1), "%Y-%m-%d %H:%M:%S,%f").timestamp()
-    return None
-
-
-def preempt(env: dict[str, str], run_dir: Path, job_id: str) -> dict[str, Any]:
-    """Submit a high-partition job that needs every CPU; wait until the run checkpointed and resumed."""
-    ncpu = job_fields(env, job_id).get("NumCPUs")
-    node_cpus = re.search(r"CPUTot=(\d+)", slurm(env, "scontrol", "show", "node")).group(1)
-    assert ncpu is not None and int(ncpu) < int(node_cpus)  # the high job fits only by preempting
-    seen = last_step(run_dir)
-    t_submit = time.time()
-    high = slurm(
-        env, "sbatch", "--parsable", "-p", "high", "-c", node_cpus, "-o", "/dev/null", "--wrap", "sleep 2"
-    )
-    high = high.strip().split(";")[0]
-    wait_for(lambda: status(run_dir)["state"] == "preempted", timeout_s=60, poll_s=0.05)
-    t_preempted = time.time()
-    saved, written = status(run_dir)["last_step"], last_step(run_dir)
-    wait_for(lambda: status(run_dir)["state"] == "running" and last_step(run_dir) > saved, timeout_s=120)
-    t_resumed = time.time()
-    return {
-        "high_job": high,
-        "step_at_submit": seen,
-        "step_written_before_requeue": written,
-        "checkpoint_step": saved,
-        "t_submit": t_submit,
-        "t_preempted": t_preempted,
-        "t_resumed": t_resumed,
-    }
+    return spec_file(folder, name, dataset, steps=STEPS, val_interval=20, site_overrides=site_overrides)
 
 
 def test_partition_preemption_requeues_resumes_and_matches_unpreempted(cluster, tmp_path) -> None:

@@ -19,9 +19,9 @@ import yaml
 
 from scaling.data.simulator import simulate_events, small_config
 from scaling.data.tpcpp import export_tpcpp
+from tests.integration.slurm_cluster import REPO, slurm_cluster
 
 pytestmark = [pytest.mark.slurm, pytest.mark.integration, pytest.mark.timeout(600)]
-REPO = Path(__file__).resolve().parents[2]
 WIDTHS = [16, 24, 32]
 TINY = {  # what makes the paper's recipe run in seconds on CPU; every other key comes from the spec's base
     "model.name": "custom",
@@ -77,20 +77,10 @@ def rehearsal_spec(folder: Path, dataset: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    folder = tmp_path_factory.mktemp("slurm")
-    script = REPO / "tests/slurm/cluster.sh"
-    subprocess.run(["bash", str(script), "start", str(folder)], check=True, capture_output=True, timeout=60)
-    env = {
-        **os.environ,
-        "SLURM_CONF": str(folder / "slurm.conf"),
-        "PATH": f"{folder / 'bin'}:{os.environ['PATH']}",
-        "DS_ACCELERATOR": "cpu",
-        "OMP_NUM_THREADS": "1",
-        "PYTHONPATH": str(REPO),
-        "TORCH_EXTENSIONS_DIR": os.environ.get("TORCH_EXTENSIONS_DIR", str(REPO / ".cache/torch_extensions")),
-    }
-    yield env
-    subprocess.run(["bash", str(script), "stop", str(folder)], check=False, timeout=60)
+    torch_ext = os.environ.get("TORCH_EXTENSIONS_DIR", str(REPO / ".cache/torch_extensions"))
+    extra = {"PYTHONPATH": str(REPO), "TORCH_EXTENSIONS_DIR": torch_ext}
+    with slurm_cluster(tmp_path_factory.mktemp("slurm"), env=extra) as env:
+        yield env
 
 
 def _run(env: dict[str, str], *args: str, timeout: int = 420) -> subprocess.CompletedProcess[str]:
