@@ -1,7 +1,8 @@
 """The run ledger: status.json, metrics.jsonl (one flushed row per line) and summary.json.
 
-Field names are the run-directory contract (README 'The run directory'); status.json's merge, `now_iso` and
-the exit codes live in scaling/rundir.py, shared with the launcher and the downstream runs. Only rank 0 writes.
+Field names are the run-directory contract (README 'The run directory'); status.json's merge, `now_iso`
+and the exit codes live in scaling/rundir.py, shared with the launcher and the downstream runs. Only rank 0
+writes.
 """
 
 from __future__ import annotations
