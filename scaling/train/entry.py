@@ -4,8 +4,9 @@ status.json that says why.
     >>> exit_code = run(cfg, run_dir, DistEnv.from_environ())   # 0 done, 2 config, 3 preempted, 4 failed
 
 Exit codes (scaling/rundir.py, re-exported by scaling/train/exits.py): 0 completed; 2 config/usage error;
-3 preempted (checkpointed on SIGUSR2/SIGTERM, status `preempted`); 4 failed at run time (repeated non-finite steps);
-1 crash. The training itself (set-up, resume, the step loop) is `Trainer` in scaling/train/trainer.py.
+3 preempted (checkpointed on SIGUSR2/SIGTERM, status `preempted`); 4 failed at run time (repeated
+non-finite steps); 1 crash. The training itself (set-up, resume, the step loop) is `Trainer` in
+scaling/train/trainer.py.
 """
 
 from __future__ import annotations
