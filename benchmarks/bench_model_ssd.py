@@ -14,28 +14,17 @@ from __future__ import annotations
 
 import argparse
 import os
-import time
 
 import torch
 import torch.nn.functional as F
 
+from benchmarks.timing import timed
 from scaling.model import ModelConfig, build_model, resolve_model_config
 from scaling.model.flops import flops_per_token
 from scaling.model.ssd import ssd_chunked, ssd_recurrence
 
 # Dense bf16 peak (vendor data sheets): used only for MFU; override with --peak-tflops.
 PEAK_BF16_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0}
-
-
-def _timed(fn, repeats: int, sync=lambda: None, warmup: bool = True) -> float:  # noqa: ANN001
-    if warmup:
-        fn()
-    sync()
-    start = time.perf_counter()
-    for _ in range(repeats):
-        fn()
-    sync()
-    return (time.perf_counter() - start) / repeats
 
 
 def _ssd_inputs(length: int, device: str = "cpu") -> list[torch.Tensor]:
@@ -52,9 +41,9 @@ def _ssd_inputs(length: int, device: str = "cpu") -> list[torch.Tensor]:
 
 def bench_ssd(length: int, chunk: int, repeats: int) -> None:
     inputs = _ssd_inputs(length)
-    chunked_s = _timed(lambda: ssd_chunked(*inputs, chunk_size=chunk).square().sum().backward(), repeats)
+    chunked_s = timed(lambda: ssd_chunked(*inputs, chunk_size=chunk).square().sum().backward(), repeats)
     # the recurrence is slow (one token at a time): timed once, without a warm-up run
-    recurrence_s = _timed(lambda: ssd_recurrence(*inputs).square().sum().backward(), 1, warmup=False)
+    recurrence_s = timed(lambda: ssd_recurrence(*inputs).square().sum().backward(), 1, warmup=False)
     print(f"SSD fwd+bwd, {length} tokens, d_model 256, d_state 128 (CPU, float32):")
     print(f"  chunked (Q={chunk}): {chunked_s * 1e3:8.1f} ms   recurrence: {recurrence_s * 1e3:8.1f} ms   "
           f"speed ratio {recurrence_s / chunked_s:.1f}x")  # fmt: skip
@@ -73,7 +62,7 @@ def bench_model(name: str, chunks: list[int], length: int, repeats: int, device:
             with torch.autocast(device, dtype=dtype, enabled=dtype != torch.float32):
                 model(x).float().square().mean().backward()
 
-        seconds = _timed(step, repeats, sync)
+        seconds = timed(step, repeats, sync)
         rates.append(length / seconds)
         print(f"  {name} reference fwd+bwd, Q={chunk:4d}: {length / seconds:8.0f} tokens/s")
     return rates
@@ -107,7 +96,7 @@ def bench_gpu(length: int, peak_tflops: float | None) -> None:
             with torch.autocast("cuda", dtype=torch.bfloat16):
                 model(xb).float().square().mean().backward()
 
-        seconds = _timed(step, 5, torch.cuda.synchronize)
+        seconds = timed(step, 5, torch.cuda.synchronize)
         rate = tokens / seconds
         mfu = flops_per_token(cfg, 90, length) * rate / (peak * 1e12) if peak else float("nan")
         print(f"  {model_name} mamba_ssm bf16 fwd+bwd: {rate:12.0f} tokens/s  MFU {100 * mfu:.1f} % "

@@ -23,11 +23,12 @@ from __future__ import annotations
 import argparse
 import math
 import sys
-import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
+
+from benchmarks.timing import timed
 
 # Paper (FM4NPP), Table 1: GPUs x hours of pretraining. m1, m2 on one H100; m3-m6 on 4/8/24/64 A100.
 PAPER_GPU_HOURS = {"m1": 10.0, "m2": 12.0, "m3": 80.0, "m4": 256.0, "m5": 1200.0, "m6": 4608.0}
@@ -158,14 +159,7 @@ def require_gpu() -> None:
 def _timed_cuda(fn: Callable[[], None], repeats: int, device: str = "cuda") -> float:
     import torch
 
-    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
-    fn()
-    sync()
-    start = time.perf_counter()
-    for _ in range(repeats):
-        fn()
-    sync()
-    return (time.perf_counter() - start) / repeats
+    return timed(fn, repeats, torch.cuda.synchronize if device == "cuda" else (lambda: None))
 
 
 def measure_peak_tflops(n: int = 8192, repeats: int = 20) -> float:
