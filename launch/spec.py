@@ -18,7 +18,7 @@ A study of another entry point (the downstream adapters) names it and its config
 values from the runs of an earlier sweep and wait for that sweep (`launch/axes.py` has the axis syntax):
 
     entry: analysis.downstream                        # python -m <entry> <run>/config.yaml --run-dir <run>
-    config_class: analysis.downstream.train.DownstreamConfig
+    config_class: analysis.downstream.config.DownstreamConfig
     depends_on: model-scaling                         # refuse to start until its runs are all completed
     axes: {backbone: {runs_of: model-scaling, plus: [adapter_only]}, task: [pid, noise]}
     run_name: "{task}-{backbone_name}"
