@@ -2,7 +2,9 @@
 
 A run directory (README 'The run directory') holds config.yaml, status.json, metrics.jsonl and, once
 completed, summary.json. Only completed runs enter the size/data/joint fits; the others are listed as excluded
-with the reason, and their partial validation curves stay available for the compute frontier.
+with the reason, and their partial validation curves stay available for the compute frontier. A run the
+sweep shares from another (`shared.json`, written by the launcher for the spec key `shared`) is read in place
+from the other sweep's folder, under this sweep's run name.
 
     >>> sweep = load_sweep(Path("runs/quickstart"))
     >>> [r.name for r in sweep.completed], sweep.excluded
@@ -14,6 +16,7 @@ import csv
 import json
 import logging
 import math
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,10 +24,11 @@ from typing import Any
 import numpy as np
 import yaml
 
-from scaling.rundir import CONFIG, METRICS, STATUS, SUMMARY
+from scaling.rundir import CONFIG, METRICS, SHARED, STATUS, SUMMARY
 
 log = logging.getLogger(__name__)
 RUN_MARKERS = (CONFIG, STATUS, METRICS, SUMMARY)
+SHARED_FILE = SHARED  # {"shared_from": "<sweep>/<run>", "run_dir": path relative to this folder}
 
 
 @dataclass(kw_only=True)
@@ -66,6 +70,7 @@ class RunRecord:
     ratio_source: str = "metrics.jsonl"  # or ratios.json: re-evaluated after the fact (scaling.train.ratios)
     flops_assumed: bool = False  # FLOPs taken as 6·N·D because the source had none
     budget_points: list[dict[str, float]] = field(default_factory=list)  # summary's budget checkpoints
+    shared_from: str = ""  # '<sweep>/<run>': trained by another sweep, read in place from its folder
 
 
 @dataclass(kw_only=True)
@@ -228,31 +233,51 @@ def _opt(value: Any) -> float | None:
 
 
 def load_sweep(sweep_dir: Path) -> Sweep:
-    """Every run directory directly below `sweep_dir`; completed runs need a summary with a final loss."""
+    """Every run directory directly below `sweep_dir`; completed runs need a summary with a final loss. A run
+    shared from another sweep is read from that sweep's folder; not completed there, it is excluded."""
     sweep_dir = Path(sweep_dir)
     if not sweep_dir.is_dir():
         raise ValueError(f"{sweep_dir}: no such sweep folder; pass runs/<sweep>/ or a CSV table")
     sweep = Sweep(name=sweep_dir.name, source=sweep_dir)
-    run_dirs = sorted(
-        p for p in sweep_dir.iterdir() if p.is_dir() and any((p / m).exists() for m in RUN_MARKERS)
-    )
+    markers = (*RUN_MARKERS, SHARED_FILE)
+    run_dirs = sorted(p for p in sweep_dir.iterdir() if p.is_dir() and any((p / m).exists() for m in markers))
     if not run_dirs:
         raise ValueError(
             f"{sweep_dir}: no run directories (folders with config.yaml/status.json/metrics.jsonl)"
         )
-    for run_dir in run_dirs:
+    for folder in run_dirs:
+        source, run_dir = _shared(folder)
+        what = f"shared run {source} " if source else ""
+        if source and not any((run_dir / m).exists() for m in RUN_MARKERS):
+            sweep.excluded.append((folder.name, f"{what}not completed (not started: nothing at {run_dir})"))
+            continue
         rec = read_run(run_dir)
+        rec.name, rec.shared_from = folder.name, source
         if rec.state != "completed":
-            sweep.excluded.append((rec.name, f"state {rec.state}"))
+            sweep.excluded.append((rec.name, f"{what}not completed (state {rec.state})" if source
+                                   else f"state {rec.state}"))  # fmt: skip
             if rec.val is not None:
                 sweep.partial.append(rec)
         elif not (run_dir / "summary.json").exists():
-            sweep.excluded.append((rec.name, "completed but summary.json is missing"))
+            sweep.excluded.append((rec.name, f"{what}completed but summary.json is missing"))
         elif not math.isfinite(rec.final_val_loss):
-            sweep.excluded.append((rec.name, "summary.json has no finite final_val_loss"))
+            sweep.excluded.append((rec.name, f"{what}summary.json has no finite final_val_loss"))
         else:
             sweep.completed.append(rec)
+            if source:
+                sweep.notes.append(f"run {rec.name} is {source}, shared from that sweep (read in {run_dir})")
     return sweep
+
+
+def _shared(folder: Path) -> tuple[str, Path]:
+    """('<sweep>/<run>', its folder) when `folder` holds the launcher's shared.json, else ('', folder)."""
+    path = folder / SHARED_FILE
+    if not path.is_file():
+        return "", folder
+    record = _read_json(path)
+    if not isinstance(record.get("run_dir"), str) or not record.get("shared_from"):
+        raise ValueError(f"{path}: needs shared_from and run_dir; relaunch the sweep to rewrite it")
+    return str(record["shared_from"]), Path(os.path.normpath(folder / record["run_dir"]))
 
 
 def load_table(path: Path) -> Sweep:

@@ -8,20 +8,52 @@ The trainer owns state transitions while it runs (running, preempted, completed,
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
 from scaling.atomic import read_json, write_json_atomic
 from scaling.config import dump_yaml
-from scaling.rundir import (  # noqa: F401 - read_status and update_status are also this module's interface
+from scaling.rundir import (
     CONFIG,
     METRICS,
+    SHARED,
     SUBMITTED,
     SWEEP,
     now_iso,
-    read_status,
-    update_status,
+    update_status,  # noqa: F401 - also this module's interface
 )
+from scaling.rundir import read_status as _read_own_status
+
+SHARED_FILE = SHARED  # a run another sweep trains (spec key `shared`): where its folder is
+
+
+def write_shared(run_dir: Path, source: str, target: Path) -> None:
+    """<run>/shared.json: this sweep's run is `source` ('<sweep>/<run>'), trained in `target` (stored relative
+    to `run_dir`, so a moved runs folder still resolves). A JSON record, not a symlink: some shared file
+    systems refuse those."""
+    rel = os.path.relpath(Path(target).absolute(), Path(run_dir).absolute())
+    record = {"shared_from": source, "run_dir": rel}
+    path = run_dir / SHARED_FILE
+    if not (path.is_file() and read_json(path) == record):
+        write_json_atomic(path, record)
+
+
+def shared_target(run_dir: Path) -> Path:
+    """The folder a run's results live in: the shared run's, when `run_dir` holds shared.json, else itself."""
+    path = run_dir / SHARED_FILE
+    if not path.is_file():
+        return run_dir
+    try:
+        rel = read_json(path)["run_dir"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return run_dir
+    return Path(os.path.normpath(run_dir / rel))
+
+
+def read_status(run_dir: Path) -> dict[str, Any]:
+    """The run's status.json (scaling/rundir.py's reading), or the shared run's where this one is shared."""
+    return _read_own_status(shared_target(run_dir))
 
 
 def record_submission(run_dir: Path, job_id: str, budget_steps: int) -> dict[str, Any]:
@@ -88,8 +120,9 @@ def sweep_run_names(sweep_dir: Path) -> list[str]:
 
 
 def sweep_run_dirs(runs_dir: str | Path, sweep: str) -> list[Path]:
+    """The run folders of a sweep; a shared run's is the folder of the sweep that trains it."""
     folder = sweep_folder(runs_dir, sweep)
-    return [folder / name for name in sweep_run_names(folder)]
+    return [shared_target(folder / name) for name in sweep_run_names(folder)]
 
 
 def run_status(sweep_dir: Path, run: str) -> dict[str, Any]:
@@ -146,7 +179,7 @@ def status_rows(
     """One row per run from its status.json and metrics.jsonl; `budgets` fills runs not started yet."""
     rows = []
     for name in run_names:
-        run_dir = sweep_dir / name
+        run_dir = shared_target(sweep_dir / name)
         status, metrics = run_status(sweep_dir, name), last_metrics(run_dir)
         step = status.get("last_step") or metrics["step"] or 0
         budget = status.get("budget_steps") or (budgets or {}).get(name)
@@ -161,7 +194,8 @@ def status_rows(
                 "val_loss": metrics["val_loss"],
                 "ratio": metrics["val_loss_ratio"],
                 "eta": None if status.get("state") == "completed" else eta_s(step, budget, metrics["wall_s"]),
-                "reason": status.get("reason"),
+                "reason": status.get("reason")
+                or (f"shared: {run_dir}" if run_dir != sweep_dir / name else None),
             }
         )
     return rows

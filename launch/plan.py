@@ -13,7 +13,7 @@ from typing import Any
 
 from launch import ledger
 from launch.checks import changed_keys, dependency_problem, describe_change, has_started, supersede
-from launch.precheck import check_plans, format_problems, gpu_hours, trained_elsewhere
+from launch.precheck import check_plans, format_problems, gpu_hours, shared_sources, trained_elsewhere
 from launch.sites import SiteConfig
 from launch.spec import RunPlan, SweepSpec, expand_runs, import_config_class, load_spec, resolve_config
 from scaling.config import ConfigError, to_dict
@@ -69,6 +69,8 @@ def config_changes(
     configs = {p.name: to_dict(resolve_config(p, source)) for p in plans}
     changed = {}
     for plan in plans:
+        if plan.shared_from:
+            continue  # trained and guarded by the sweep it is shared from
         if has_started(ledger.run_status(sweep_dir, plan.name)):
             keys = changed_keys(
                 sweep_dir / plan.name, configs[plan.name], import_config_class(plan.config_class)
@@ -86,11 +88,15 @@ def prepare(
     source: str,
     executor: str,
 ) -> tuple[dict[str, list[str]], dict[str, dict[str, Any]]]:
-    """Write config.yaml of every run but started ones whose config changed (returned), and sweep.json."""
+    """Write config.yaml of every run but started ones whose config changed (returned), shared.json of every
+    run another sweep trains (pointing at its folder there), and sweep.json."""
     sweep_dir = Path(spec.runs_dir) / spec.name
     changed, configs = config_changes(sweep_dir, plans, source)
+    shared_dirs, _ = shared_sources(source, plans, spec.config_class)  # problems stopped the launch before
     for plan in plans:
-        if plan.name not in changed:
+        if plan.shared_from:
+            ledger.write_shared(sweep_dir / plan.name, plan.shared_from, shared_dirs[plan.name])
+        elif plan.name not in changed:
             ledger.write_run_config(sweep_dir / plan.name, configs[plan.name])
     ledger.write_sweep(
         sweep_dir,
@@ -126,10 +132,15 @@ def print_plan(
     plans: list[RunPlan], executor: str, changed: dict[str, list[str]], site: SiteConfig | None = None
 ) -> None:
     where = f" on site {site.name}" if site else ""
-    print(f"{len(plans)} runs, executor {executor}{where}")
+    n_shared = sum(1 for p in plans if p.shared_from)
+    shared = f" ({n_shared} shared from other sweeps, trained there)" if n_shared else ""
+    print(f"{len(plans)} runs{shared}, executor {executor}{where}")
     for p in plans:
         r = p.resources
         values = " ".join(f"{k}={v}" for k, v in p.values.items())
+        if p.shared_from:
+            print(f"  {p.name:24s} {values:40s} shared from {p.shared_from}: no GPU-hours here")
+            continue
         note = f"  ({describe_change('started', changed[p.name])})" if p.name in changed else ""
         print(
             f"  {p.name:24s} {values:40s} {r.nodes}x{r.gpus_per_node or 0} GPU "
@@ -156,8 +167,12 @@ def show(plans: list[RunPlan], what: list[str], spec: SweepSpec, site: SiteConfi
 
 
 def precheck(plans: list[RunPlan], source: str, spec: SweepSpec) -> list[str]:
-    """One line per problem that would stop a run at start-up or train it twice ([] when none)."""
-    return format_problems(check_plans(plans, source) + trained_elsewhere(source, plans, spec.config_class))
+    """One line per problem that would stop a run at start-up, train it twice or share a run that is not the
+    same training ([] when none)."""
+    shared = shared_sources(source, plans, spec.config_class)[1]
+    return format_problems(
+        check_plans(plans, source) + trained_elsewhere(source, plans, spec.config_class) + shared
+    )
 
 
 def plan_executor(requested: str, site: SiteConfig) -> str:
@@ -217,6 +232,10 @@ def execute(args: argparse.Namespace) -> int:
     max_attempts = args.max_attempts or spec.executor.max_attempts
     todo = []
     for plan in plans:
+        if plan.shared_from:
+            state = ledger.read_status(sweep_dir / plan.name).get("state", "pending")
+            print(f"{plan.name}: skip (shared from {plan.shared_from}: {state} there)")
+            continue
         if plan.name in changed:
             keys = changed[plan.name]
             submit, why = on_changed(sweep_dir, plan.name, keys, configs[plan.name], args.rerun_changed)

@@ -5,7 +5,9 @@ resolved and verified on the login node, so a run cannot die at start-up after h
     >>> print(format_problems(problems))     # one line per problem, naming the key and the fix
 
 Each problem is one line naming the key (or file) and the fix; a problem shared by several runs (one missing
-dataset) is one line listing them. Only the manifest's JSON is read: no torch, no HDF5.
+dataset) is one line listing them. Only the manifest's JSON is read: no torch, no HDF5. A run that another
+spec beside this one trains too is refused (`trained_elsewhere`) unless this spec shares it (`shared`), and
+then the two resolved configs must train the same thing (`shared_sources`).
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ import math
 from pathlib import Path
 from typing import Any
 
-from launch.spec import TRAIN_ENTRY, RunPlan, expand_runs, load_spec, resolve_config
+from launch.checks import config_diff
+from launch.spec import TRAIN_ENTRY, RunPlan, SweepSpec, expand_runs, load_spec, resolve_config
 from scaling.atomic import read_json
 from scaling.config import ConfigError, load_yaml, to_dict
 
@@ -31,6 +34,8 @@ def check_plans(plans: list[RunPlan], source: str) -> list[tuple[str, str]]:
     """(problem, run) pairs for every run of the plan; [] when all can start."""
     out: list[tuple[str, str]] = []
     for plan in plans:
+        if plan.shared_from:
+            continue  # another sweep trains it: its own launch checks its data (shared_sources, its config)
         try:
             cfg = to_dict(resolve_config(plan, source))
         except (ConfigError, ValueError) as err:
@@ -128,8 +133,10 @@ def _has_manifest(root: str) -> bool:
 
 
 def gpu_hours(plans: list[RunPlan]) -> float:
-    """GPU-hours the plan asks for (nodes x GPUs per node x hours; CPU runs count 0)."""
-    return math.fsum(p.resources.nodes * p.resources.gpus_per_node * p.resources.hours for p in plans)
+    """GPU-hours the plan asks for (nodes x GPUs per node x hours; CPU runs and shared runs count 0)."""
+    return math.fsum(
+        p.resources.nodes * p.resources.gpus_per_node * p.resources.hours for p in plans if not p.shared_from
+    )
 
 
 def training_key(config: dict[str, Any]) -> str:
@@ -141,30 +148,103 @@ def trained_elsewhere(
     spec_path: str | Path, plans: list[RunPlan], config_class: str
 ) -> list[tuple[str, str]]:
     """(problem, run) for each run that another spec beside this one (same folder, same config class)
-    trains already: both would spend its GPU-hours (compute_scaling once duplicated model_scaling)."""
+    trains already: both would spend its GPU-hours (compute_scaling once duplicated model_scaling). A run this
+    spec shares from another (`shared`) is not trained here: `check_shared` checks it instead."""
     spec_path = Path(spec_path).resolve()
     mine = {}
     for plan in plans:
+        if plan.shared_from:
+            continue
         try:
             mine[training_key(to_dict(resolve_config(plan, str(spec_path))))] = plan.name
         except (ConfigError, ValueError):
             continue  # reported by check_plans
     out = []
+    for other, spec, theirs in sibling_specs(spec_path, config_class):
+        keys = {}
+        for p in theirs:
+            if not p.shared_from:
+                try:
+                    keys[training_key(to_dict(resolve_config(p, str(other))))] = p.name
+                except (ConfigError, ValueError):
+                    continue
+        for key, run in mine.items():
+            if key in keys:
+                share = f"shared: {{{run}: {spec.name}/{keys[key]}}}"
+                out.append((f"sweep {spec.name} ({other}) trains the same config as its run {keys[key]}; "
+                            f"share that run ({share}; its budget checkpoints give the compute points) "
+                            "or change this one", run))  # fmt: skip
+    return out
+
+
+def sibling_specs(spec_path: str | Path, config_class: str) -> list[tuple[Path, SweepSpec, list[RunPlan]]]:
+    """(path, spec, runs) of every other spec in the folder of `spec_path` with the same config class; a
+    broken neighbour is its own launch's problem, not this one's, and is left out."""
+    spec_path = Path(spec_path).resolve()
+    out = []
     for other in sorted(spec_path.parent.glob("*.yaml")):
         if other.resolve() == spec_path or not _same_class(other, config_class):
             continue
-        try:  # a broken neighbour is its own launch's problem, not this one's
+        try:
             spec, base, site = load_spec(other)
-            theirs = expand_runs(spec, base, site, str(other))
-            keys = {training_key(to_dict(resolve_config(p, str(other)))): p.name for p in theirs}
+            out.append((other, spec, expand_runs(spec, base, site, str(other))))
         except (ConfigError, ValueError, OSError):
             continue
-        for key, run in mine.items():
-            if key in keys:
-                out.append((f"sweep {spec.name} ({other}) trains the same config as its run {keys[key]}; "
-                            "use that run (its budget checkpoints give the compute points) or change this "
-                            "one", run))  # fmt: skip
     return out
+
+
+def training_diff(mine: dict[str, Any], theirs: dict[str, Any]) -> list[str]:
+    """Dotted keys where two resolved configs train differently (NOT_TRAINING keys aside)."""
+
+    def strip(cfg: dict[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in cfg.items() if k not in NOT_TRAINING}
+
+    return config_diff(strip(mine), strip(theirs))
+
+
+def shared_sources(
+    spec_path: str | Path, plans: list[RunPlan], config_class: str
+) -> tuple[dict[str, Path], list[tuple[str, str]]]:
+    """({run: the run folder of the sweep that trains it}, (problem, run) pairs) for this spec's shared runs.
+
+    A shared run is refused (a problem) unless a spec beside this one has that sweep name and run, and that
+    run's resolved config is the one this spec would have trained (NOT_TRAINING keys aside)."""
+    shared = [p for p in plans if p.shared_from]
+    if not shared:
+        return {}, []
+    spec_path = Path(spec_path)
+    siblings = sibling_specs(spec_path, config_class)
+    dirs: dict[str, Path] = {}
+    out: list[tuple[str, str]] = []
+    for plan in shared:
+        sweep, run = plan.shared_from.split("/")
+        found = [(path, spec, theirs) for path, spec, theirs in siblings if spec.name == sweep]
+        if len(found) != 1:
+            where = f"{len(found)} specs" if found else "no spec"
+            out.append((f"shared: {where} named {sweep} beside {spec_path} (same config_class); name one "
+                        "sweep, or train the run here (remove it from shared)", plan.name))  # fmt: skip
+            continue
+        path, spec, theirs = found[0]
+        other = next((p for p in theirs if p.name == run), None)
+        if other is None or other.shared_from:
+            why = f"has no run {run}" if other is None else f"shares {run} from {other.shared_from} itself"
+            runs = ", ".join(p.name for p in theirs if not p.shared_from)
+            out.append((f"shared: sweep {sweep} ({path}) {why}; name one of its runs ({runs})", plan.name))
+            continue
+        try:
+            mine = to_dict(resolve_config(plan, str(spec_path)))
+            keys = training_diff(mine, to_dict(resolve_config(other, str(path))))
+        except (ConfigError, ValueError) as err:
+            out.append((str(err), plan.name))
+            continue
+        if keys:
+            shown = ", ".join(keys[:4]) + (f" (+{len(keys) - 4} more)" if len(keys) > 4 else "")
+            out.append((f"shared: {plan.name} would not train what {sweep}/{run} ({path}) trains: {shown} "
+                        "differ; make the configs equal or train it here (remove it from shared)",
+                        plan.name))  # fmt: skip
+            continue
+        dirs[plan.name] = Path(spec.runs_dir) / spec.name / run
+    return dirs, out
 
 
 def _same_class(path: Path, config_class: str) -> bool:

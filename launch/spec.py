@@ -18,10 +18,21 @@ A study of another entry point (the downstream adapters) names it and its config
 values from the runs of an earlier sweep and wait for that sweep (`launch/axes.py` has the axis syntax):
 
     entry: analysis.downstream                        # python -m <entry> <run>/config.yaml --run-dir <run>
-    config_class: analysis.downstream.train.DownstreamConfig
+    config_class: analysis.downstream.config.DownstreamConfig
     depends_on: model-scaling                         # refuse to start until its runs are all completed
     axes: {backbone: {runs_of: model-scaling, plus: [adapter_only]}, task: [pid, noise]}
     run_name: "{task}-{backbone_name}"
+
+A study can share a run with another study instead of training it again: `shared` maps one of its run
+names to `<other sweep>/<run>`, a run of a spec beside it (same folder, same config class) that trains exactly
+the config this one would (keys under run, logging and checkpoint aside). The launcher plans and submits
+nothing for it and counts no GPU-hours; it refuses a shared run whose config differs (`launch/precheck.py`),
+and at launch it writes `<runs_dir>/<name>/<run>/shared.json` pointing at the other run's folder, which the
+status table, `runs_of`, `depends_on` and the analysis (`analysis/runs.py`) follow:
+
+    name: data_scaling
+    axes: {grid: {data.fraction: [0.2, 1.0]}}
+    shared: {fraction1: model_scaling/m3_steps100000}   # trained by model_scaling already
 
 Everything here is pure but `runs_of`, which lists run folders: `load_spec` reads and validates,
 `expand_runs` turns a spec into `RunPlan`s.
@@ -124,6 +135,10 @@ class SweepSpec:
         "sweep whose runs must all be completed first: a name under runs_dir, or a folder (with a '/')",
         default="",
     )
+    shared: dict[str, str] = doc(
+        "runs another sweep trains: {this sweep's run name: '<other sweep>/<run>'}; read there, not trained",
+        default_factory=dict,
+    )
     resources: dict[str, Any] = doc(
         "default: ResourcesConfig; <model name>: ResourcesConfig", default_factory=dict
     )
@@ -140,6 +155,13 @@ class SweepSpec:
     def __post_init__(self) -> None:
         if not re.fullmatch(r"[A-Za-z0-9_.-]+", self.name or ""):
             raise ValueError(f"name={self.name!r}: use letters, digits, '_', '-', '.'")
+        if not isinstance(self.shared, dict):
+            raise ValueError("shared must be a mapping {run name: '<other sweep>/<run>'}")
+        for run, source in self.shared.items():
+            if not re.fullmatch(r"[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+", str(source)):
+                raise ValueError(
+                    f"shared.{run}={source!r}: give '<other sweep>/<run>', e.g. model_scaling/m3"
+                )
 
 
 @dataclass(kw_only=True)
@@ -154,6 +176,7 @@ class RunPlan:
     allocations: int
     entry: str = TRAIN_ENTRY
     config_class: str = TRAIN_CONFIG
+    shared_from: str = ""  # '<other sweep>/<run>' that trains this run instead (spec key `shared`)
 
     @property
     def budget_steps(self) -> int:
@@ -161,7 +184,7 @@ class RunPlan:
         return int((self.config.get("budget") or {}).get("steps", 0))
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        out = {
             "name": self.name,
             "values": self.values,
             "entry": self.entry,
@@ -169,6 +192,7 @@ class RunPlan:
             "time_min": self.time_min,
             "allocations": self.allocations,
         }
+        return {**out, "shared_from": self.shared_from} if self.shared_from else out
 
 
 def _err(path: Path | str, msg: str) -> ConfigError:
@@ -303,6 +327,7 @@ def expand_runs(spec: SweepSpec, base: dict[str, Any], site: SiteConfig, source:
                 allocations=allocations,
                 entry=spec.entry,
                 config_class=spec.config_class,
+                shared_from=str(spec.shared.get(name, "")),
             )
         )
     names = [p.name for p in plans]
@@ -310,6 +335,11 @@ def expand_runs(spec: SweepSpec, base: dict[str, Any], site: SiteConfig, source:
         dup = next(n for n in names if names.count(n) > 1)
         raise ConfigError(
             f"{source}: two runs share the name {dup}; make the axis values (or run_name) distinct"
+        )
+    unknown = [n for n in spec.shared if n not in names]
+    if unknown:
+        raise ConfigError(
+            f"{source}: shared.{unknown[0]}: this sweep has no such run; use one of {', '.join(names)}"
         )
     return plans
 

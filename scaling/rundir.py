@@ -35,6 +35,7 @@ CHECKPOINTS = "checkpoints"
 PROBE = "probe.json"
 LAUNCH_LOG = "launch.log"
 SWEEP = "sweep.json"  # beside the run directories: runs/<sweep>/sweep.json
+SHARED = "shared.json"  # a run another sweep trains (spec key `shared`): {"shared_from", "run_dir"}
 
 # status.json `state`
 PENDING, SUBMITTED, RUNNING, PREEMPTED, COMPLETED, FAILED = (

@@ -17,46 +17,14 @@ the same adapter, replacing the frozen backbone by a linear layer on the raw inp
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from scaling.config import doc
+from analysis.downstream.config import AdapterConfig
 
 TASKS: dict[str, int] = {"pid": 5, "noise": 2, "tracking": 0}  # task -> classes (0: set predictor)
-
-
-@dataclass(kw_only=True)
-class AdapterConfig:
-    """Shape of an adapter; one config serves both the classifier and the track finder."""
-
-    d_proj: int = doc("width after the input projection (d_p for classifiers, d_e for tracking)", default=64)
-    n_heads: int = doc("attention heads in every attention layer", default=4)
-    depth: int = doc("self-attention layers over the event's points (paper study: 0/1/2/4)", default=1)
-    mlp_hidden: int = doc("hidden width of the classifier MLP and the attention FFNs", default=128)
-    dropout: float = doc("dropout in attention layers", default=0.0)
-    loss: str = doc("classifier loss: 'ce', 'weighted_ce' (inverse class frequency) or 'focal'", default="ce")
-    focal_gamma: float = doc("focusing exponent of the focal loss", default=2.0)
-    n_queries: int = doc("track queries N (at least the largest number of tracks per event)", default=32)
-    n_decoder_layers: int = doc("decoder layers L refining the queries", default=3)
-    mask_eps: float = doc("eps of the attention mask log(p + eps) from the previous layer", default=1e-4)
-    min_track_points: int = doc("true tracks with fewer points are not targets", default=3)
-    query_init_std: float = doc(
-        "std of the learnable query embeddings at initialisation (Mask2Former: nn.Embedding, N(0, 1))",
-        default=1.0,
-    )
-
-    def __post_init__(self) -> None:
-        if self.d_proj <= 0 or self.d_proj % self.n_heads:
-            raise ValueError(f"adapter.d_proj={self.d_proj} must be positive and divisible by n_heads")
-        if self.depth < 0 or self.n_decoder_layers < 1 or self.n_queries < 1:
-            raise ValueError("adapter.depth must be >= 0, n_decoder_layers and n_queries >= 1")
-        if not self.query_init_std > 0:
-            raise ValueError(f"adapter.query_init_std={self.query_init_std} must be positive")
-        if self.loss not in ("ce", "weighted_ce", "focal"):
-            raise ValueError(f"adapter.loss must be ce, weighted_ce or focal, got {self.loss!r}")
 
 
 def _mlp(d_in: int, hidden: int, d_out: int) -> nn.Sequential:

@@ -24,46 +24,13 @@ fine-tuned (their statistics at the start of training).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
-LAYER_WORDS = ("last", "prenorm", "mix")
-
-
-@dataclass(frozen=True)
-class LayerSpec:
-    """Parsed `layers`: a word, or residual-stream indices to concatenate."""
-
-    kind: str  # last | prenorm | mix | indices
-    indices: tuple[int, ...] = ()
-
-    def n_blocks(self, n_layers: int) -> int:
-        """Width multiple of the features: 1, the number of indices, or n_layers + 1 for the mix."""
-        return {"mix": n_layers + 1, "indices": len(self.indices)}.get(self.kind, 1)
-
-
-def parse_layers(text: str, n_layers: int | None = None) -> LayerSpec:
-    """'last' | 'prenorm' | 'mix' | comma-separated indices; with `n_layers`, indices are checked too."""
-    word = str(text).strip()
-    if word in LAYER_WORDS:
-        return LayerSpec(word)
-    try:
-        idx = tuple(int(t) for t in word.split(","))
-    except ValueError:
-        raise ValueError(
-            f"layers={text!r}: use last, prenorm, mix or comma-separated layer indices such as '0,2,4'"
-        ) from None
-    if n_layers is not None and any(not 0 <= i <= n_layers for i in idx):
-        bad = next(i for i in idx if not 0 <= i <= n_layers)
-        raise ValueError(
-            f"layers={text!r}: the backbone has {n_layers} layers, so index {bad} does not exist; "
-            f"use indices 0..{n_layers} (0 = embedding, {n_layers} = last block) or last, prenorm, mix"
-        )
-    return LayerSpec("indices", idx)
+from analysis.downstream.config import LAYER_WORDS, LayerSpec, parse_layers  # noqa: F401 - exported here too
 
 
 def layer_features(

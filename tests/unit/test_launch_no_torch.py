@@ -1,4 +1,5 @@
-"""Planning anywhere: the dry-run of a paper sweep needs neither a Slurm controller nor torch."""
+"""Planning anywhere: the dry-run of a paper sweep or a downstream sweep needs neither a Slurm controller nor
+torch."""
 
 from __future__ import annotations
 
@@ -8,25 +9,30 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+import yaml
+
 REPO = Path(__file__).resolve().parents[2]
 PROBE = """
 import json, runpy, sys, time
 t0 = time.perf_counter()
+launcher = sys.argv.pop(1)
 sys.argv = ["launch/sweep.py", *sys.argv[1:]]
 try:
-    runpy.run_path("launch/sweep.py", run_name="__main__")
+    runpy.run_path(launcher, run_name="__main__")
 except SystemExit as end:
     code = end.code
-heavy = sorted(m for m in ("torch", "deepspeed", "h5py", "mamba_ssm") if m in sys.modules)
+heavy = sorted(m for m in ("torch", "deepspeed", "numba", "h5py", "mamba_ssm") if m in sys.modules)
 print(json.dumps({"code": code, "heavy": heavy, "s": time.perf_counter() - t0}))
 """
 
 
-def _dry_run(tmp_path: Path, *args: str) -> tuple[dict, str]:
+def _dry_run(tmp_path: Path, *args: str, cwd: Path = REPO) -> tuple[dict, str]:
     # PATH without sbatch or scontrol: a laptop, or a login node whose controller is down
     env = {**os.environ, "PATH": str(tmp_path), "PYTHONPATH": str(REPO)}
-    done = subprocess.run([sys.executable, "-c", PROBE, *args], cwd=REPO, env=env, capture_output=True,
-                          text=True, timeout=120)  # fmt: skip
+    launcher = str(REPO / "launch/sweep.py")
+    done = subprocess.run([sys.executable, "-c", PROBE, launcher, *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
     assert done.returncode == 0, done.stderr
     *lines, last = done.stdout.strip().splitlines()
     return json.loads(last), "\n".join(lines)
@@ -50,6 +56,51 @@ def test_show_config_prints_each_runs_resolved_hyperparameters(tmp_path: Path) -
     assert out.count("train_split: pretrain") == 6 and out.count("val_split: val") == 6
     assert "global_batch_events: 264" in out and "micro_batch_events: 4" in out  # m5, m6 overrides
     assert "lr: 0.0002" in out
+
+
+def _backbones(runs: Path, sweep: str, names: list[str]) -> None:
+    """A pretraining sweep as the launcher leaves it: sweep.json and each run's config.yaml."""
+    for name in names:
+        (runs / sweep / name).mkdir(parents=True)
+        (runs / sweep / name / "config.yaml").write_text(f"model: {{name: {name}}}\n")
+    (runs / sweep / "sweep.json").write_text(json.dumps({"runs": {n: {} for n in names}}))
+
+
+@pytest.mark.parametrize(
+    ("spec", "backbones", "n_runs"),
+    [
+        (
+            "downstream.yaml",
+            "model_scaling",
+            2 * 4 * 3 * 7 * 3,
+        ),  # backbones x regimes x tasks x budgets x seeds
+        ("cpu_study_downstream.yaml", "cpu_study", 2 * 4 * 3 * 4 * 3),
+    ],
+)
+def test_downstream_dry_run_plans_without_torch_deepspeed_or_numba(
+    tmp_path: Path, spec: str, backbones: str, n_runs: int
+) -> None:
+    """Every adapter run's DownstreamConfig is built and checked (dataset, backbone folder) on a login node
+    with none of the heavy imports: the config classes live in analysis/downstream/config.py."""
+    data = yaml.safe_load((REPO / "sweeps" / spec).read_text())
+    data["runs_dir"] = str(tmp_path / "runs")  # the backbones' sweep, stood in for below
+    path = tmp_path / spec
+    path.write_text(yaml.safe_dump(data))
+    _backbones(tmp_path / "runs", backbones, ["m1_steps50000", "m2_steps50000"])
+    probe, out = _dry_run(tmp_path, str(path), "--dry-run", "--show", "config", cwd=tmp_path)
+    assert probe["code"] == 0 and probe["heavy"] == [], (probe, out)
+    assert out.startswith(f"{n_runs} runs, executor ")
+    assert f"{tmp_path / 'runs' / backbones / 'm2_steps50000'}" in out  # the runs_of axis, resolved
+    assert out.count("regime: finetune") == n_runs // 4  # every config printed, resolved by DownstreamConfig
+    assert "problem:" in out and "no manifest.json there" in out  # the dataset check ran too
+
+
+def test_the_downstream_config_names_keep_their_old_homes() -> None:
+    from analysis.downstream import adapters, config, inputs, train
+
+    assert train.DownstreamConfig is config.DownstreamConfig and train.ADAPTER_ONLY == config.ADAPTER_ONLY
+    assert adapters.AdapterConfig is config.AdapterConfig and inputs.parse_layers is config.parse_layers
+    assert train.AdapterBudgetConfig is config.AdapterBudgetConfig and train.run_regime is config.run_regime
 
 
 IMPORTS = """

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from launch.precheck import check_plans, format_problems, gpu_hours, trained_elsewhere
+from launch.precheck import check_plans, format_problems, gpu_hours, shared_sources, trained_elsewhere
 from launch.spec import expand_runs, load_spec
 from launch.sweep import main
 
@@ -121,3 +121,4 @@ def test_the_paper_sweeps_train_nothing_twice() -> None:
         spec, base, site = load_spec(path)
         plans = expand_runs(spec, base, site, str(path))
         assert trained_elsewhere(path, plans, spec.config_class) == [], path
+        assert shared_sources(path, plans, spec.config_class)[1] == [], path  # shared runs train the same
