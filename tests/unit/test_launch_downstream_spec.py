@@ -182,6 +182,8 @@ def test_cpu_study_downstream_spans_30x_every_regime_three_seeds_every_backbone(
     repo = Path(__file__).resolve().parents[2]
     data = yaml.safe_load((repo / "sweeps" / "cpu_study_downstream.yaml").read_text())
     data["runs_dir"] = str(tmp_path / "runs")
+    assert data["axes"]["backbone"]["runs_of"] == data["depends_on"] == "runs/cpu_study"  # the study's folder
+    data["axes"]["backbone"]["runs_of"] = data["depends_on"] = str(tmp_path / "runs" / "cpu_study")
     path = tmp_path / "cpu_study_downstream.yaml"
     path.write_text(yaml.safe_dump(data))
     make_sweep(

@@ -84,6 +84,8 @@ def test_downstream_dry_run_plans_without_torch_deepspeed_or_numba(
     with none of the heavy imports: the config classes live in analysis/downstream/config.py."""
     data = yaml.safe_load((REPO / "sweeps" / spec).read_text())
     data["runs_dir"] = str(tmp_path / "runs")  # the backbones' sweep, stood in for below
+    if "/" in data["axes"]["backbone"]["runs_of"]:  # a folder (cpu_study's runs sit in runs/cpu_study/)
+        data["axes"]["backbone"]["runs_of"] = data["depends_on"] = str(tmp_path / "runs" / backbones)
     path = tmp_path / spec
     path.write_text(yaml.safe_dump(data))
     _backbones(tmp_path / "runs", backbones, ["m1_steps50000", "m2_steps50000"])
