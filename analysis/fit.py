@@ -13,6 +13,10 @@ Laws (all fitted in log space; see `analysis.laws` for the optimisers):
            allocation under C = 6ND: N_opt ∝ C^(β/(α+β)), D_opt ∝ C^(α/(α+β)). Each completed run gives one
            (N, D, L) point per budget checkpoint (the tokens seen and validation loss there), so one model-
            scaling sweep already spans N and D; the bootstrap resamples runs, keeping a run's points together.
+Cooldown branches of WSD runs (`schedule.cooldown_branches`, rows of branches.jsonl) are completed cooldowns:
+each is a point of the compute frontier and of the joint law (`source` cooldown_branch, named
+`<run>@cooldown<step>`), resampled with its run; a run with branches gives the joint law its branches and its
+final point, not its stable-phase budget checkpoints (taken at the peak LR, never cooled down).
 The irreducible term E of a single-variable law is kept when it lowers the small-sample Akaike criterion
 (AICc) and is not at its lower bound (`--irreducible auto`, default), or forced with `yes`/`no`.
 """
@@ -219,11 +223,16 @@ def check_joint_points(names: list[str], n: np.ndarray, d: np.ndarray) -> None:
 def joint_points(runs: list[RunRecord], loss_key: str) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray,
                                                                 np.ndarray]:  # fmt: skip
     """(names, N, D, loss, run index) with a point per budget checkpoint of each run that has them (its
-    validation loss and tokens there), else the run's final point."""
+    validation loss and tokens there), else the run's final point. A cooldown branch is its own point, in
+    its parent's group; a run with branches keeps only its budget points at its final step (the others sit
+    in the stable phase of its WSD schedule)."""
     names, n, d, y, groups = [], [], [], [], []
-    for i, run in enumerate(runs):
+    index: dict[str, int] = {}
+    for run in runs:
         size = run.params_non_embedding if math.isfinite(run.params_non_embedding) else run.params_total
         points = [p for p in run.budget_points if math.isfinite(p["loss"]) and math.isfinite(p["tokens"])]
+        if run.branches:
+            points = [p for p in points if p["step"] >= run.steps]
         if not points:
             points = [{"step": math.nan, "tokens": run.tokens, "loss": getattr(run, loss_key)}]
         for p in points:
@@ -231,7 +240,7 @@ def joint_points(runs: list[RunRecord], loss_key: str) -> tuple[list[str], np.nd
             n.append(size)
             d.append(p["tokens"])
             y.append(p["loss"])
-            groups.append(i)
+            groups.append(index.setdefault(run.parent or run.name, len(index)))
     return names, np.array(n, float), np.array(d, float), np.array(y, float), np.array(groups)
 
 
@@ -285,10 +294,13 @@ def fit_compute_law(
         progress(i + 1)
     theta = np.array(rows).reshape(n_boot, k)
     samples = _single_params(theta, use_e)
-    fit.ci95 = _intervals(samples, len(front.curves), k)
+    fit.ci95 = _intervals(samples, front.n_groups, k)
     fit.boot = {name: s.tolist() for name, s in samples.items()}
     fit.n_bootstrap, fit.n_bootstrap_failed = n_boot, int(np.isnan(theta).any(1).sum())
-    fit.derived = {"optimal_runs": front.segments(), "n_runs": len(front.run_names)}
+    fit.derived = {"optimal_runs": front.segments(), "n_runs": front.n_groups}
+    n_branches = len(front.curves) - front.n_groups
+    if n_branches:
+        fit.derived["n_cooldown_branches"] = n_branches
     return fit
 
 
@@ -339,7 +351,12 @@ def fit_source(
                 raise ValueError(f"{sweep.source}: no run logged val_loss_ratio; use --loss final")
         if sweep.partial:
             notes.append(f"frontier includes the partial curves of {len(sweep.partial)} unfinished run(s)")
-        fit = fit_compute_law(runs, irreducible=irreducible, n_boot=n_boot, seed=seed)
+        branches = [b for b in sweep.branch_points if b.val is not None]
+        if "ratio" in loss:
+            branches = [dataclasses.replace(b, val=b.val_ratio) for b in branches if b.val_ratio is not None]
+        if branches:
+            notes.append(f"frontier includes {_branch_note(branches)}")
+        fit = fit_compute_law(runs + branches, irreducible=irreducible, n_boot=n_boot, seed=seed)
     else:
         runs = sweep.completed
         if not runs:
@@ -374,12 +391,24 @@ def fit_source(
                 n_boot=n_boot, seed=seed,
             )  # fmt: skip
         else:
-            names, n, d, y, groups = joint_points(runs, loss_key)
-            if len(names) > len(runs):
+            branches = [b for b in sweep.branch_points if math.isfinite(getattr(b, loss_key))]
+            names, n, d, y, groups = joint_points(runs + branches, loss_key)
+            if len(names) > len(runs) + len(branches):
                 notes.append(f"{len(names)} points from the budget checkpoints of {len(runs)} runs")
+            if branches:
+                notes.append(f"joint points include {_branch_note(branches)}")
             fit = fit_joint_law(names, n, d, y, loss_name=loss_key, n_boot=n_boot, seed=seed, groups=groups)
+            sources = {b.name: b.source for b in branches}
+            for point in fit.points:
+                point["source"] = sources.get(point["name"], "run")
     fit.excluded, fit.notes = excluded, notes + fit.notes
     return fit
+
+
+def _branch_note(branches: list[RunRecord]) -> str:
+    runs = len({b.parent for b in branches})
+    return (f"{len(branches)} cooldown-branch point(s) of {runs} WSD run(s) (branches.jsonl: completed "
+            "cooldowns, named <run>@cooldown<step>)")  # fmt: skip
 
 
 def format_fit(fit: LawFit) -> str:

@@ -9,6 +9,7 @@ Every figure is written as PNG and PDF with the Agg backend, so it works on a cl
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -127,6 +128,14 @@ def _draw_compute(ax: plt.Axes, sweep: Sweep, fit: LawFit) -> None:
             alpha=0.8,
             ls="-" if run.state == "completed" else ":",
         )
+    branches = [b for b in sweep.branch_points if b.val is not None]
+    if "ratio" in fit.loss:
+        branches = [dataclasses.replace(b, val=b.val_ratio) for b in branches if b.val_ratio is not None]
+    for i, branch in enumerate(branches):  # completed cooldowns of WSD runs: one point each
+        size = branch.params_non_embedding
+        color = cmap(norm(size)) if norm is not None and np.isfinite(size) else "grey"
+        ax.plot(branch.val.flops, branch.val.loss, "o", mfc="none", color=color, ms=6,
+                label="cooldown branch" if i == 0 else None)  # fmt: skip
     x = np.array([pt["flops"] for pt in fit.points])
     ax.plot(x, [pt[fit.loss] for pt in fit.points], "k.", ms=5, label="frontier C_min (lower envelope)")
     _draw_law(ax, fit, x)
