@@ -88,7 +88,7 @@ def test_branch_rows_weights_and_log(plain: Path, branched: tuple[Path, str]) ->
     run_dir, log = branched
     got = read_branches(run_dir)
     assert [(r["branch_from"], r["steps"], r["cooldown_steps"]) for r in got] == [(6, 9, 3), (12, 17, 5)]
-    train = rows(plain, "train")
+    train = rows(run_dir, "train")
     for row in got:
         s = row["branch_from"]
         assert row["source"] == "cooldown_branch" and row["bad_steps"] == 0
