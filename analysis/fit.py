@@ -13,6 +13,10 @@ Laws (all fitted in log space; each one registered definition in `analysis.laws`
            allocation under C = 6ND: N_opt ∝ C^(β/(α+β)), D_opt ∝ C^(α/(α+β)). Each completed run gives one
            (N, D, L) point per budget checkpoint (the tokens seen and validation loss there), so one model-
            scaling sweep already spans N and D; the bootstrap resamples runs, keeping a run's points together.
+Cooldown branches of WSD runs (`schedule.cooldown_branches`, rows of branches.jsonl) are completed cooldowns:
+each is a point of the compute frontier and of the joint law (`source` cooldown_branch, named
+`<run>@cooldown<step>`), resampled with its run; a run with branches gives the joint law its branches and its
+final point, not its stable-phase budget checkpoints (taken at the peak LR, never cooled down).
 The irreducible term E of a single-variable law is kept when it lowers the small-sample Akaike criterion
 (AICc) and is not at its lower bound (`--irreducible auto`, default), or forced with `yes`/`no`.
 """

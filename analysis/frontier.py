@@ -3,7 +3,8 @@
 At a budget C, the frontier is the lowest validation loss any run had reached having spent at most C FLOPs
 (C_min in Kaplan et al. 2020 and FM4NPP Figure 4c). It is evaluated on a log-spaced grid of budgets so each
 decade weighs the same in the fit, and records which run is optimal at each budget. Unfinished runs contribute
-their partial curves: a curve's points up to where it stopped are as real as a finished run's.
+their partial curves: a curve's points up to where it stopped are as real as a finished run's. A WSD run's
+cooldown branches (analysis.runs) enter as one-point curves of their own, resampled together with their run.
 
     >>> front = compute_frontier(sweep.all_runs, n_grid=40)
     >>> front.budgets, front.loss, front.segments()
@@ -29,6 +30,11 @@ class Frontier:
     run_models: list[str]
     run_params: list[float]
     curves: list[tuple[np.ndarray, np.ndarray]]
+    groups: np.ndarray | None = None  # (R,) run of each curve (a cooldown branch: its parent's); None: own
+
+    @property
+    def n_groups(self) -> int:
+        return len(self.curves) if self.groups is None else int(self.groups.max()) + 1
 
     def segments(self) -> list[dict[str, object]]:
         """Consecutive budget ranges with the same optimal run."""
@@ -88,6 +94,8 @@ def compute_frontier(runs: list[RunRecord], *, n_grid: int = 40) -> Frontier:
         raise ValueError(f"all validation points sit at one budget ({lo:g} FLOPs): nothing to fit")
     budgets = np.geomspace(lo, hi, n_grid)
     loss, idx = envelope(curves, budgets)
+    index: dict[str, int] = {}
+    groups = np.array([index.setdefault(r.parent or r.name, len(index)) for r, _ in kept])
     return Frontier(
         budgets=budgets,
         loss=loss,
@@ -96,13 +104,17 @@ def compute_frontier(runs: list[RunRecord], *, n_grid: int = 40) -> Frontier:
         run_models=[r.model for r, _ in kept],
         run_params=[float(r.params_non_embedding) for r, _ in kept],
         curves=curves,
+        groups=groups,
     )
 
 
 def frontier_resample(front: Frontier, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """The envelope of a bootstrap draw of runs (duplicates change nothing; absent runs drop out)."""
-    n = len(front.curves)
+    """The envelope of a bootstrap draw of runs (duplicates change nothing; absent runs drop out); a run's
+    cooldown branches are drawn with it."""
+    n = front.n_groups
     use = np.bincount(rng.integers(0, n, n), minlength=n) > 0
+    if front.groups is not None:
+        use = use[front.groups]
     loss, _ = envelope(front.curves, front.budgets, use)
     ok = np.isfinite(loss)
     return front.budgets[ok], loss[ok]

@@ -4,7 +4,10 @@ A run directory (README 'The run directory') holds config.yaml, status.json, met
 completed, summary.json. Only completed runs enter the size/data/joint fits; the others are listed as excluded
 with the reason, and their partial validation curves stay available for the compute frontier. A run the
 sweep shares from another (`shared.json`, written by the launcher for the spec key `shared`) is read in place
-from the other sweep's folder, under this sweep's run name.
+from the other sweep's folder, under this sweep's run name. A WSD run's `branches.jsonl` rows
+(cooldown branches, scaling.train.branches) become records of their own in `RunRecord.branches`, with
+`source` "cooldown_branch": each is a completed cooldown, one (N, D, C, loss) point for the compute and joint
+laws, even when the run that branched them has not finished.
 
     >>> sweep = load_sweep(Path("runs/quickstart"))
     >>> [r.name for r in sweep.completed], sweep.excluded
@@ -29,6 +32,8 @@ from scaling.rundir import CONFIG, METRICS, SHARED, STATUS, SUMMARY
 log = logging.getLogger(__name__)
 RUN_MARKERS = (CONFIG, STATUS, METRICS, SUMMARY)
 SHARED_FILE = SHARED  # {"shared_from": "<sweep>/<run>", "run_dir": path relative to this folder}
+BRANCHES = "branches.jsonl"  # scaling.train.branches.BRANCHES (not imported: the analysis needs no torch)
+RUN, COOLDOWN_BRANCH = "run", "cooldown_branch"  # RunRecord.source
 
 
 @dataclass(kw_only=True)
@@ -71,6 +76,11 @@ class RunRecord:
     flops_assumed: bool = False  # FLOPs taken as 6·N·D because the source had none
     budget_points: list[dict[str, float]] = field(default_factory=list)  # summary's budget checkpoints
     shared_from: str = ""  # '<sweep>/<run>': trained by another sweep, read in place from its folder
+    steps: float = math.nan  # optimizer steps (summary.json; a branch: the step its cooldown ended at)
+    source: str = RUN  # RUN, or COOLDOWN_BRANCH: a branch point of the run named `parent`
+    parent: str = ""
+    branch_from: int | None = None  # a branch: the step of the run it was cooled down from
+    branches: list[RunRecord] = field(default_factory=list)  # this run's cooldown branches (branches.jsonl)
 
 
 @dataclass(kw_only=True)
@@ -87,6 +97,11 @@ class Sweep:
     @property
     def all_runs(self) -> list[RunRecord]:
         return self.completed + self.partial
+
+    @property
+    def branch_points(self) -> list[RunRecord]:
+        """Every run's cooldown branches (completed cooldowns, also of runs that have not finished)."""
+        return [b for run in self.all_runs for b in run.branches]
 
 
 def _read_json(path: Path) -> dict[str, Any]:
@@ -177,6 +192,7 @@ def read_run(run_dir: Path) -> RunRecord:
         "final_val_loss_ratio",
         "best_val_loss_ratio",
         "gpu_hours",
+        "steps",
     ):
         setattr(rec, key, _num(summary.get(key)))
     rec.budget_points = [
@@ -192,6 +208,7 @@ def read_run(run_dir: Path) -> RunRecord:
             rec.best_val_loss_ratio = float(np.nanmin(val_ratio.loss))
     if (run_dir / "ratios.json").exists():
         _apply_reevaluated_ratios(rec, run_dir / "ratios.json")
+    rec.branches = [b for row in read_branch_rows(run_dir / BRANCHES) if (b := _branch_record(rec, row))]
     return rec
 
 
@@ -222,6 +239,62 @@ def _apply_reevaluated_ratios(rec: RunRecord, path: Path) -> None:
         rec.final_val_loss_ratio = float(ratio[-1])
     rec.best_val_loss_ratio = float(np.nanmin(ratio))
     rec.ratio_source = "ratios.json"
+
+
+def read_branch_rows(path: Path) -> list[dict[str, Any]]:
+    """The rows of a run's branches.jsonl (none when absent); a torn or bad line is skipped with a warning."""
+    if not path.exists():
+        return []
+    rows = []
+    for i, line in enumerate(path.read_text().splitlines(), start=1):
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            log.warning("%s line %d: not JSON, skipped", path, i)
+            continue
+        if isinstance(row, dict) and "branch_from" in row:
+            rows.append(row)
+    return rows
+
+
+def _branch_record(parent: RunRecord, row: dict[str, Any]) -> RunRecord | None:
+    """A branch row as a completed one-point run (`<run>@cooldown<step>`); None when it has no finite
+    validation loss (a branch abandoned after non-finite steps)."""
+    loss, ratio = _num(row.get("val_loss")), _num(row.get("val_loss_ratio"))
+    if not math.isfinite(loss):
+        return None
+    step, tokens, events, flops = (_num(row.get(k)) for k in ("steps", "tokens", "events", "flops"))
+
+    def point(value: float) -> Curve:
+        return Curve(step=np.array([step]), tokens=np.array([tokens]), events=np.array([events]),
+                     flops=np.array([flops]), loss=np.array([value]))  # fmt: skip
+
+    params = {k: _num(row.get(k, getattr(parent, k))) for k in ("params_total", "params_non_embedding")}
+    start = _int(row.get("branch_from"))
+    return RunRecord(
+        name=f"{parent.name}@cooldown{start}",
+        state="completed",
+        model=parent.model,
+        width=parent.width,
+        fraction=parent.fraction,
+        lr=parent.lr,
+        **params,
+        tokens=tokens,
+        events=events,
+        flops=flops,
+        final_val_loss=loss,
+        best_val_loss=loss,
+        final_val_loss_ratio=ratio,
+        best_val_loss_ratio=ratio,
+        device=parent.device,
+        world_size=parent.world_size,
+        val=point(loss),
+        val_ratio=point(ratio) if math.isfinite(ratio) else None,
+        steps=step,
+        source=COOLDOWN_BRANCH,
+        parent=parent.name,
+        branch_from=start,
+    )
 
 
 def _int(value: Any) -> int | None:
@@ -356,6 +429,8 @@ def load_sources(sources: list[Path]) -> Sweep:
     for sweep in sweeps:
         for rec in sweep.completed + sweep.partial:
             rec.name = f"{sweep.name}/{rec.name}"
+            for branch in rec.branches:
+                branch.name, branch.parent = f"{sweep.name}/{branch.name}", rec.name
         merged.completed += sweep.completed
         merged.partial += sweep.partial
         merged.excluded += [(f"{sweep.name}/{n}", r) for n, r in sweep.excluded]

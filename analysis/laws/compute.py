@@ -56,11 +56,28 @@ def fit_compute_law(
         progress(i + 1)
     theta = np.array(rows).reshape(n_boot, k)
     samples = _single_params(theta, use_e)
-    fit.ci95 = intervals(samples, len(front.curves), k)
+    fit.ci95 = intervals(samples, front.n_groups, k)
     fit.boot = {name: s.tolist() for name, s in samples.items()}
     fit.n_bootstrap, fit.n_bootstrap_failed = n_boot, int(np.isnan(theta).any(1).sum())
-    fit.derived = {"optimal_runs": front.segments(), "n_runs": len(front.run_names)}
+    fit.derived = {"optimal_runs": front.segments(), "n_runs": front.n_groups}
+    n_branches = len(front.curves) - front.n_groups
+    if n_branches:
+        fit.derived["n_cooldown_branches"] = n_branches
     return fit
+
+
+def branch_points(sweep: Sweep, loss: str) -> list[RunRecord]:
+    """The sweep's cooldown-branch points (completed WSD cooldowns) with a curve of `loss`."""
+    branches = [b for b in sweep.branch_points if b.val is not None]
+    if "ratio" in loss:
+        branches = [dataclasses.replace(b, val=b.val_ratio) for b in branches if b.val_ratio is not None]
+    return branches
+
+
+def branch_note(branches: list[RunRecord]) -> str:
+    runs = len({b.parent for b in branches})
+    return (f"{len(branches)} cooldown-branch point(s) of {runs} WSD run(s) (branches.jsonl: completed "
+            "cooldowns, named <run>@cooldown<step>)")  # fmt: skip
 
 
 @register("compute")
@@ -86,7 +103,10 @@ class ComputeLaw(PowerLaw):
         if sweep.partial:
             unfinished = len(sweep.partial)
             req.notes.append(f"frontier includes the partial curves of {unfinished} unfinished run(s)")
-        return fit_compute_law(runs, irreducible=req.irreducible, n_boot=req.n_boot, seed=req.seed)
+        branches = branch_points(sweep, req.loss)
+        if branches:
+            req.notes.append(f"frontier includes {branch_note(branches)}")
+        return fit_compute_law(runs + branches, irreducible=req.irreducible, n_boot=req.n_boot, seed=req.seed)
 
     def draw(self, ax: Any, sweep: Sweep, fit: LawFit) -> None:
         """Every run's curve (coloured by size; dotted: unfinished), the frontier's points and the fit."""
@@ -108,6 +128,11 @@ class ComputeLaw(PowerLaw):
                 alpha=0.8,
                 ls="-" if run.state == "completed" else ":",
             )
+        for i, branch in enumerate(branch_points(sweep, fit.loss)):  # completed WSD cooldowns: a point each
+            size = branch.params_non_embedding
+            color = cmap(norm(size)) if norm is not None and np.isfinite(size) else "grey"
+            ax.plot(branch.val.flops, branch.val.loss, "o", mfc="none", color=color, ms=6,
+                    label="cooldown branch" if i == 0 else None)  # fmt: skip
         x = np.array([pt["flops"] for pt in fit.points])
         ax.plot(x, [pt[fit.loss] for pt in fit.points], "k.", ms=5, label="frontier C_min (lower envelope)")
         draw_law(ax, fit, x)

@@ -13,6 +13,7 @@ import numpy as np
 from analysis.bootstrap import Progress, goodness, resample_weights
 from analysis.laws import cores
 from analysis.laws.base import FitRequest, Law, completed_points, register
+from analysis.laws.compute import branch_note
 from analysis.laws.power import intervals, usable_theta
 from analysis.result import LawFit, check_points
 from analysis.runs import RunRecord, Sweep
@@ -102,11 +103,16 @@ def check_joint_points(names: list[str], n: np.ndarray, d: np.ndarray) -> None:
 def joint_points(runs: list[RunRecord], loss_key: str) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray,
                                                                 np.ndarray]:  # fmt: skip
     """(names, N, D, loss, run index) with a point per budget checkpoint of each run that has them (its
-    validation loss and tokens there), else the run's final point."""
+    validation loss and tokens there), else the run's final point. A cooldown branch is its own point, in
+    its parent's group; a run with branches keeps only its budget points at its final step (the others sit
+    in the stable phase of its WSD schedule)."""
     names, n, d, y, groups = [], [], [], [], []
-    for i, run in enumerate(runs):
+    index: dict[str, int] = {}
+    for run in runs:
         size = run.params_non_embedding if math.isfinite(run.params_non_embedding) else run.params_total
         points = [p for p in run.budget_points if math.isfinite(p["loss"]) and math.isfinite(p["tokens"])]
+        if run.branches:
+            points = [p for p in points if p["step"] >= run.steps]
         if not points:
             points = [{"step": math.nan, "tokens": run.tokens, "loss": getattr(run, loss_key)}]
         for p in points:
@@ -114,7 +120,7 @@ def joint_points(runs: list[RunRecord], loss_key: str) -> tuple[list[str], np.nd
             n.append(size)
             d.append(p["tokens"])
             y.append(p["loss"])
-            groups.append(i)
+            groups.append(index.setdefault(run.parent or run.name, len(index)))
     return names, np.array(n, float), np.array(d, float), np.array(y, float), np.array(groups)
 
 
@@ -151,12 +157,19 @@ class JointLaw(Law):
 
     def fit(self, req: FitRequest) -> LawFit:
         runs = completed_points(req, self.name).runs
-        names, n, d, y, groups = joint_points(runs, req.loss_key)
-        if len(names) > len(runs):
+        branches = [b for b in req.sweep.branch_points if math.isfinite(getattr(b, req.loss_key))]
+        names, n, d, y, groups = joint_points(runs + branches, req.loss_key)
+        if len(names) > len(runs) + len(branches):
             req.notes.append(f"{len(names)} points from the budget checkpoints of {len(runs)} runs")
-        return fit_joint_law(
+        if branches:
+            req.notes.append(f"joint points include {branch_note(branches)}")
+        fit = fit_joint_law(
             names, n, d, y, loss_name=req.loss_key, n_boot=req.n_boot, seed=req.seed, groups=groups
         )
+        sources = {b.name: b.source for b in branches}
+        for point in fit.points:
+            point["source"] = sources.get(point["name"], "run")
+        return fit
 
     def draw(self, ax: Any, sweep: Sweep, fit: LawFit) -> None:
         """Points coloured by tokens, and the fitted L(N) at each token count tried (6 at most, else 4)."""

@@ -3,6 +3,8 @@
     checkpoints/.tmp-step-00000100/   DeepSpeed writes here (every rank), plus rank-NNNNN.pt (cursor, RNG)
     checkpoints/step-00000100/        after rank 0 wrote config.yaml and COMPLETE, then renamed the folder
     checkpoints/latest                text: the newest complete folder's name (atomically replaced)
+    checkpoints/branch-00000300/      a cooldown branch's final weights (scaling.train.branches): complete and
+                                      loadable (`load_frozen_model(folder)`), never resumed from
 
 A folder without COMPLETE, or any `.tmp-*`, is a partial save (a kill mid-write) and is never resumed from.
 `load_frozen_model` rebuilds the plain model from any complete folder in one process, no distributed start-up.
@@ -80,14 +82,16 @@ def read_rank_state(folder: Path, rank: int) -> dict[str, Any]:
     return torch.load(path, weights_only=False)
 
 
-def finish(tmp: Path, final: Path, *, meta: dict[str, Any], cfg: Any) -> None:
-    """Rank 0, after every rank wrote into `tmp`: config and marker (last), rename, `latest` pointer."""
+def finish(tmp: Path, final: Path, *, meta: dict[str, Any], cfg: Any, latest: bool = True) -> None:
+    """Rank 0, after every rank wrote into `tmp`: config and marker (last), rename, `latest` pointer (unless
+    `latest` is false: a cooldown branch's weights are no state of the run to resume)."""
     write_text_atomic(tmp / "config.yaml", dump_yaml(cfg))
     write_json_atomic(tmp / MARKER, meta)
     if final.exists():  # the same step saved again (e.g. after a resume): replace it whole
         shutil.rmtree(final)
     tmp.rename(final)
-    write_text_atomic(final.parent / LATEST, final.name + "\n")
+    if latest:
+        write_text_atomic(final.parent / LATEST, final.name + "\n")
 
 
 def read_meta(folder: Path) -> dict[str, Any]:

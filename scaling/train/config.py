@@ -113,6 +113,12 @@ class ScheduleConfig:
     warmup_steps: int = doc("steps of linear warm-up from 0 to the peak", default=10000)
     min_lr_ratio: float = doc("final LR as a fraction of the peak", default=0.0)
     decay_fraction: float = doc("wsd: fraction of budget.steps spent in the cooldown", default=0.2)
+    cooldown_branches: list[float] = doc(
+        "wsd: fractions of budget.steps (stable phase, increasing) at which a cooldown branch of "
+        "ceil(decay_fraction x step) steps is trained and validated from the run's state, then the run "
+        "goes on (branches.jsonl); [] = none",
+        default_factory=list,
+    )
 
     def __post_init__(self) -> None:
         if self.warmup_steps < 0 or not 0.0 <= self.min_lr_ratio <= 1.0:
@@ -120,6 +126,18 @@ class ScheduleConfig:
         SCHEDULE_REGISTRY.lookup(self.name)  # schedule.name=...: use one of cosine, wsd, constant
         if not 0.0 < self.decay_fraction <= 1.0:
             raise ValueError(f"schedule.decay_fraction={self.decay_fraction} must be in (0, 1]")
+        branches = self.cooldown_branches
+        if branches and self.name != "wsd":
+            raise ValueError(
+                f"schedule.cooldown_branches={branches} needs schedule.name=wsd (is {self.name}): only a "
+                "stable phase at the peak LR can be cooled down to a shorter budget"
+            )
+        increasing = all(a < b for a, b in zip(branches, branches[1:], strict=False))
+        if any(not 0.0 < f < 1.0 for f in branches) or not increasing:
+            raise ValueError(
+                f"schedule.cooldown_branches={branches} must be fractions of budget.steps in (0, 1), "
+                "strictly increasing"
+            )
 
 
 @dataclass(kw_only=True)
@@ -216,6 +234,7 @@ class TrainConfig:
         # is a config error (exit 2) rather than a crash when the model is built.
         self.model = resolve_model_config(self.model)
         check_backbone(self.objective, self.model.direction, self.budget.micro_batch_events)
+        check_cooldown_branches(self)
 
 
 def accumulation_steps(cfg: TrainConfig, world_size: int) -> int:
@@ -235,6 +254,38 @@ def budget_checkpoint_steps(cfg: TrainConfig) -> dict[int, float]:
     return {
         max(1, math.ceil(f * cfg.budget.steps - 1e-9)): f for f in sorted(cfg.budget.checkpoint_fractions)
     }
+
+
+def cooldown_branch_steps(cfg: TrainConfig) -> list[int]:
+    """Steps at which the run branches off a cooldown: round(fraction x budget.steps), in order."""
+    return [round(f * cfg.budget.steps) for f in cfg.schedule.cooldown_branches]
+
+
+def cooldown_length(step: int, decay_fraction: float) -> int:
+    """Steps of the cooldown branched off at `step`: ceil(decay_fraction x step) (float noise ignored)."""
+    return max(1, math.ceil(decay_fraction * step - 1e-9))
+
+
+def check_cooldown_branches(cfg: TrainConfig) -> None:
+    """Every branch point lies in the stable phase: after the warm-up, before the run's own cooldown, and
+    on its own step (ValueError naming the key otherwise)."""
+    sched, steps = cfg.schedule, cfg.budget.steps
+    if not sched.cooldown_branches:
+        return
+    points = cooldown_branch_steps(cfg)
+    stable_end = max(sched.warmup_steps, steps - math.ceil(sched.decay_fraction * steps))  # cooldown start
+    for f, s in zip(sched.cooldown_branches, points, strict=True):
+        if not (max(1, sched.warmup_steps) <= s < stable_end):
+            raise ValueError(
+                f"schedule.cooldown_branches: {f} of budget.steps={steps} is step {s}, outside the stable "
+                f"phase (steps {sched.warmup_steps}..{stable_end - 1}: after schedule.warmup_steps, before "
+                f"the cooldown of schedule.decay_fraction={sched.decay_fraction}); use a fraction inside it"
+            )
+    if len(set(points)) < len(points):
+        raise ValueError(
+            f"schedule.cooldown_branches={sched.cooldown_branches} give steps {points} of "
+            f"budget.steps={steps}: two branches on one step; use fractions further apart"
+        )
 
 
 def load_train_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> TrainConfig:

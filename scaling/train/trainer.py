@@ -34,6 +34,7 @@ from scaling.objectives import build_objective
 from scaling.train import board, ledger
 from scaling.train import checkpoint as ckpt
 from scaling.train.batches import BatchSource, build_normalizer, fit_statistics, validation_batches
+from scaling.train.branches import CooldownBranches
 from scaling.train.config import TrainConfig, accumulation_steps, budget_checkpoint_steps
 from scaling.train.data_setup import ensure_dataset
 from scaling.train.deepspeed_config import build_deepspeed_config, use_bf16
@@ -134,6 +135,7 @@ class Trainer:
         self.stop = StopFlag()
         self.save_error = "see the log of the rank that failed"
         self.last_val: dict[str, Any] = {}
+        self.branches = CooldownBranches(self)  # wsd cooldown branches (schedule.cooldown_branches)
 
     # ------------------------------------------------------------------ set-up
     def _start(self) -> None:
@@ -226,14 +228,16 @@ class Trainer:
         )
         self.val_baseline = {name: self._evaluate(p) for name, p in self.baselines.items()}
 
-    def _resume(self) -> int | None:
-        folder = self.resume_from
+    def _resume(self, folder: Path | None = None) -> int | None:
+        """Load the newest complete checkpoint at start-up, or `folder` (a cooldown branch returning)."""
+        folder = folder or self.resume_from
         if folder is None:
             return None
+        universal = self.universal and folder == self.resume_from
         meta = ckpt.read_meta(folder)
         # ZeRO-3 module states hold empty placeholders; the weights come from the optimizer partitions.
         skip = (lambda src, dst: None) if self.cfg.deepspeed.zero_stage == 3 else None
-        load_dir, tag = (folder, UNIVERSAL) if self.universal else (self.ckpt_root, folder.name)
+        load_dir, tag = (folder, UNIVERSAL) if universal else (self.ckpt_root, folder.name)
         self.engine.load_checkpoint(
             str(load_dir), tag=tag, load_lr_scheduler_states=False, custom_load_fn=skip
         )
@@ -249,7 +253,7 @@ class Trainer:
         self.source.load_state_dict(state["data"])
         set_rng_state(state["rng"])
         self.totals = Totals(**meta["totals"])
-        log.info("resumed from %s%s", folder, " (universal)" if self.universal else "")
+        log.info("resumed from %s%s", folder, " (universal)" if universal else "")
         return int(meta["step"])
 
     # ------------------------------------------------------------------ collectives
@@ -268,16 +272,18 @@ class Trainer:
         extra = self.objective.model_inputs(batch)  # e.g. the MPM mask
         return self.objective.loss(self.engine(feats, batch.seq_idx, **extra), batch)
 
-    def _train_step(self) -> dict[str, Any]:
-        """`gas` micro-batches then one optimizer step; a non-finite loss anywhere makes it a skipped step."""
-        factor = lr_factor(
-            self.step,
-            warmup_steps=self.cfg.schedule.warmup_steps,
-            total_steps=self.cfg.budget.steps,
-            min_ratio=self.cfg.schedule.min_lr_ratio,
-            name=self.cfg.schedule.name,
-            decay_fraction=self.cfg.schedule.decay_fraction,
-        )
+    def _train_step(self, factor: float | None = None) -> dict[str, Any]:
+        """`gas` micro-batches then one optimizer step; a non-finite loss anywhere makes it a skipped step.
+        The LR is the schedule's at this step, or `factor` x the peak (a cooldown branch)."""
+        if factor is None:
+            factor = lr_factor(
+                self.step,
+                warmup_steps=self.cfg.schedule.warmup_steps,
+                total_steps=self.cfg.budget.steps,
+                min_ratio=self.cfg.schedule.min_lr_ratio,
+                name=self.cfg.schedule.name,
+                decay_fraction=self.cfg.schedule.decay_fraction,
+            )
         lrs = group_lrs(self.cfg.optimizer.lr, factor, self.multipliers)
         loss_sum, tokens, events, bad = 0.0, 0, 0, False
         for micro in range(self.gas):
@@ -458,19 +464,18 @@ class Trainer:
         peak = ledger.peak_flops(self.device_name)
         progress = {"t": start, "t0": start, "tokens": 0, "step0": self.step, "peak": peak}
         bad_run = 0
+        if not self.branches.run_due(clocks=(window, progress)):  # a branch a kill cut short: redo it first
+            return self._preempt()
         while self.step < cfg.budget.steps:
             out = self._train_step()
             self.step += 1
-            self.totals.wall_s = wall0 + time.time() - start
+            self.totals.wall_s = wall0 + time.time() - start - self.branches.seconds
             if out["bad"]:
                 self.totals.bad_steps += 1
                 bad_run += 1
             else:
                 bad_run = 0
-                seq_len = max(1, out["tokens"] // max(out["events"], 1))
-                head = self.objective.model_options()["head"]
-                fpt = flops_per_token(cfg.model, self.objective.out_dim, seq_len, head)
-                self.totals.flops += fpt * out["tokens"]
+                self.totals.flops += self._step_flops(out)
             self.totals.events += out["events"]
             self.totals.tokens += out["tokens"]
             window["tokens"] += out["tokens"]
@@ -488,11 +493,19 @@ class Trainer:
                 raise RunFailed(f"{bad_run} non-finite steps in a row (last at step {self.step}); "
                                 "lower optimizer.lr or check the data")  # fmt: skip
             self._after_step(metrics)
+            if not self.branches.run_due(clocks=(window, progress)):  # stopped by a signal in a branch
+                return self._preempt()
             stop = self._sum([float(self.stop.requested)], torch.distributed.ReduceOp.MAX)[0]
             if stop and self.step < cfg.budget.steps:
                 return self._preempt()
         self._finish()
         return EXIT_OK
+
+    def _step_flops(self, out: dict[str, Any]) -> float:
+        """Training FLOPs of one optimizer step's tokens (at its mean sequence length)."""
+        seq_len = max(1, out["tokens"] // max(out["events"], 1))
+        head = self.objective.model_options()["head"]
+        return flops_per_token(self.cfg.model, self.objective.out_dim, seq_len, head) * out["tokens"]
 
     def _log_train(self, metrics: ledger.MetricsWriter, out: dict, window: dict, peak: float | None) -> None:
         elapsed = max(time.time() - window["t"], 1e-9)

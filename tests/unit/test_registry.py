@@ -78,12 +78,11 @@ def test_objective_registry_refuses_a_second_knnn() -> None:
 def test_a_law_registered_here_is_fitted_plotted_and_reported_by_name(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from analysis.synthetic import write_sweep
-
     from analysis import fit as fit_cli
     from analysis import plots, report
     from analysis.laws import REGISTRY, FitRequest, PowerLaw, register
     from analysis.runs import load_sweep
+    from tests.synthetic import write_sweep
 
     sweep = write_sweep(tmp_path / "s", widths=[64, 128, 256, 512], steps=300)
     with pytest.raises(ValueError, match=r"^--law width: choose one of model, data, compute, joint$"):
