@@ -30,7 +30,8 @@ $(STAMP): setup.cfg constraints.txt pyproject.toml
 
 venv: $(STAMP)
 
-test: setup
+# Style is checked before the tests (CI runs this target): ruff check and ruff format --check.
+test: setup lint
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 test-unit: venv
