@@ -1,6 +1,7 @@
 """The study report: one Markdown and one HTML page per sweep, with the run table, fitted laws with intervals,
 figures, the paper's model family beside ours, the probes of each run that has a probe.json
-(`python -m analysis.probe`), and any downstream sections.
+(`python -m analysis.probe`), the objective comparison of a sweep whose runs differ in objective
+(`analysis/objectives_report.py`), and any downstream sections.
 
     python -m analysis.report runs/model_scaling/ --out report/ [--bootstrap 200] [--seed 0]
 
@@ -26,6 +27,7 @@ from analysis import plots
 from analysis.fit import fit_source
 from analysis.laws import REGISTRY as LAWS
 from analysis.mup_transfer import analyse_transfer, format_transfer, plot_transfer
+from analysis.objectives_report import objectives_section
 from analysis.probe.report import probe_section
 from analysis.result import LawFit
 from analysis.runs import Sweep, load_sweep
@@ -193,6 +195,7 @@ def build_report(sweep_dir: Path, out_dir: Path, *, n_boot: int = 200, seed: int
     curves = plots.plot_training_curves(sweep, out_dir)[0]
     md += ["## Training curves", "", f"![training curves]({curves.name})", ""]
     md += probe_section(Path(sweep_dir))
+    md += objectives_section(sweep, Path(sweep_dir))  # runs differing in objective: the comparison table
     md += downstream_sections(Path(sweep_dir), out_dir)
     return "\n".join(md) + "\n", fits
 

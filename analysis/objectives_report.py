@@ -1,0 +1,318 @@
+"""The objective comparison of a sweep whose runs differ in objective (sweeps/objectives.yaml): the report's
+"Objectives compared" section, one row per objective variant with its seeds pooled.
+
+A variant is the run config's `objective.name`, `objective.mpm_target` (mpm only), `model.direction` (and
+`model.merge` of a bidirectional model that concatenates); runs of one variant and width are its seeds.
+Columns, each the mean ± the sample standard deviation (n − 1) over seeds:
+- `val_loss_ratio` at the end of pretraining (each objective against its own trivial predictor);
+- linear probes of the frozen backbone (`probe.json`, `python -m analysis.probe`) beside the same probes on
+  the untrained network: log pT and η R² and PID balanced accuracy on non-noise points, noise balanced
+  accuracy on all points;
+- downstream adapters found below the sweep folder (sweeps/objectives_downstream.yaml and its reference):
+  one table per task, a column per regime and label budget, AdapterOnly as the no-pretraining row.
+The supervised objective uses labels in pretraining: its rows say so. Where an objective ran at several
+widths, a table of the ratio against width follows; else one line says there is one width.
+
+    >>> lines = objectives_section(load_sweep(Path("runs/objectives")), Path("runs/objectives"))
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from analysis.probe.report import PROBE_FILE
+from analysis.runs import SHARED_FILE, Sweep
+
+log = logging.getLogger(__name__)
+OBJECTIVE_ORDER = ("knnn", "next_token", "mpm", "contrastive", "supervised")
+# (probe target, point subset, metric, column label): the main targets of analysis/probe/targets.py
+PROBE_COLUMNS = (
+    ("log_pt", "non_noise", "r2", "log pT R²"),
+    ("eta", "non_noise", "r2", "η R²"),
+    ("pid", "non_noise", "balanced_accuracy", "PID bal. acc."),
+    ("noise", "all", "balanced_accuracy", "noise bal. acc."),
+)
+# downstream metric per task: balanced accuracy (macro recall) for the imbalanced classes, pooled ARI
+DOWNSTREAM_METRICS = {"pid": "macro_recall", "noise": "macro_recall", "tracking": "ari_pooled"}
+DOWNSTREAM_REGIMES = ("frozen", "finetune", "scratch")
+ADAPTER_ONLY = "adapter_only"
+USES_LABELS = "**uses labels**"
+NO_PRETRAINING = "no pretraining (AdapterOnly)"
+
+
+@dataclass(frozen=True)
+class Variant:
+    """What distinguishes one objective row from another."""
+
+    objective: str
+    mpm_target: str = ""  # mpm only
+    direction: str = "causal"
+    merge: str = ""  # a bidirectional model's merge, when not the default add
+
+    @property
+    def label(self) -> str:
+        extra = [x for x in (self.mpm_target, self.merge and f"merge {self.merge}") if x]
+        return self.objective + (f" ({', '.join(extra)})" if extra else "")
+
+    @property
+    def order(self) -> tuple:
+        rank = OBJECTIVE_ORDER.index(self.objective) if self.objective in OBJECTIVE_ORDER else 99
+        return rank, self.objective, self.direction != "causal", self.mpm_target, self.merge
+
+
+@dataclass(kw_only=True)
+class ObjectiveRun:
+    """One completed pretraining run of the comparison."""
+
+    name: str
+    variant: Variant
+    width: int | None
+    seed: int
+    ratio: float
+    uses_labels: bool
+    probe: dict[str, Any] | None
+
+
+def variant_of(cfg: dict[str, Any]) -> Variant:
+    """The variant of a run config tree (defaults where a key is absent: knnn, tokens, causal, add)."""
+    objective, model = cfg.get("objective") or {}, cfg.get("model") or {}
+    name = str(objective.get("name", "knnn"))
+    direction = str(model.get("direction", "causal"))
+    merge = str(model.get("merge", "add"))
+    return Variant(
+        objective=name,
+        mpm_target=str(objective.get("mpm_target", "tokens")) if name == "mpm" else "",
+        direction=direction,
+        merge=merge if direction == "bidirectional" and merge != "add" else "",
+    )
+
+
+def _folder(sweep_dir: Path, name: str) -> Path:
+    """A run's folder: the other sweep's, when this one shares it (shared.json)."""
+    folder = sweep_dir / name
+    shared = folder / SHARED_FILE
+    if shared.is_file():
+        return Path(folder / json.loads(shared.read_text())["run_dir"])
+    return folder
+
+
+def _read(path: Path, kind: str) -> dict[str, Any]:
+    if not path.is_file():
+        return {}
+    try:
+        data = yaml.safe_load(path.read_text()) if kind == "yaml" else json.loads(path.read_text())
+    except (OSError, ValueError, yaml.YAMLError) as err:
+        log.warning("objective table: %s unreadable (%s), left out", path, err)
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def read_objective_runs(sweep: Sweep, sweep_dir: Path) -> list[ObjectiveRun]:
+    """The sweep's completed runs with their variant, seed, final ratio, label use and probe.json."""
+    runs = []
+    for rec in sweep.completed:
+        folder = _folder(Path(sweep_dir), rec.name)
+        cfg = _read(folder / "config.yaml", "yaml")
+        summary = _read(folder / "summary.json", "json")
+        variant = variant_of(cfg)
+        runs.append(
+            ObjectiveRun(
+                name=rec.name,
+                variant=variant,
+                width=rec.width,
+                seed=int(cfg.get("seed", 0)),
+                ratio=rec.final_val_loss_ratio,
+                uses_labels=bool(summary.get("uses_labels")) or variant.objective == "supervised",
+                probe=_read(folder / PROBE_FILE, "json") or None,
+            )
+        )
+    return runs
+
+
+def mean_std(values: list[float]) -> tuple[float, float, int]:
+    """(mean, sample standard deviation with n − 1, n) of the finite values; std is NaN for n < 2."""
+    a = np.asarray([v for v in values if v is not None], dtype=float)
+    a = a[np.isfinite(a)]
+    if not a.size:
+        return math.nan, math.nan, 0
+    return float(a.mean()), float(a.std(ddof=1)) if a.size > 1 else math.nan, int(a.size)
+
+
+def fmt_mean_std(values: list[float], n_expected: int | None = None) -> str:
+    """'m ± s', 'm' for one value, '–' for none; '(n=k)' when k differs from `n_expected`."""
+    m, s, n = mean_std(values)
+    if n == 0:
+        return "–"
+    text = f"{m:.3f}" + (f" ± {s:.3f}" if n > 1 else "")
+    return text + (f" (n={n})" if n_expected is not None and n != n_expected else "")
+
+
+def _probe_value(probe: dict[str, Any] | None, target: str, subset: str, metric: str, source: str) -> float:
+    try:
+        value = probe["results"][target][subset][source][metric]  # type: ignore[index]
+    except (KeyError, TypeError):
+        return math.nan
+    return math.nan if value is None else float(value)
+
+
+def _groups(runs: list[ObjectiveRun]) -> dict[tuple[Variant, int | None], list[ObjectiveRun]]:
+    """(variant, width) -> its runs (the seeds), in the table's row order."""
+    out: dict[tuple[Variant, int | None], list[ObjectiveRun]] = defaultdict(list)
+    for r in runs:
+        out[(r.variant, r.width)].append(r)
+    return dict(sorted(out.items(), key=lambda kv: (kv[0][0].order, kv[0][1] or 0)))
+
+
+def _row_cells(variant: Variant, members: list[ObjectiveRun], width: int | None = None) -> list[str]:
+    """[objective, direction] cells of a row; supervised (any run with uses_labels) marked."""
+    label = variant.label + (f", width {width}" if width is not None else "")
+    marked = any(r.uses_labels for r in members)
+    return [label + (f" {USES_LABELS}" if marked else ""), variant.direction]
+
+
+def pretraining_table(runs: list[ObjectiveRun]) -> str:
+    """One row per variant and width: seeds, val_loss_ratio, and each main probe beside random init."""
+    probed = [c for c in PROBE_COLUMNS if any(math.isfinite(_probe_value(r.probe, *c[:3], "backbone"))
+                                              for r in runs)]  # fmt: skip
+    head = ["objective", "direction", "width", "seeds", "val_loss_ratio"]
+    for *_, label in probed:
+        head += [label, f"{label}, random init"]
+    lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
+    for (variant, width), members in _groups(runs).items():
+        n = len(members)
+        cells = [*_row_cells(variant, members), str(width or "–"), str(n)]
+        cells.append(fmt_mean_std([r.ratio for r in members], n))
+        for target, subset, metric, _ in probed:
+            for source in ("backbone", "random_init"):
+                values = [_probe_value(r.probe, target, subset, metric, source) for r in members]
+                cells.append(fmt_mean_std(values, n))
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def size_section(runs: list[ObjectiveRun]) -> str:
+    """val_loss_ratio against width per variant, or one line when every variant ran at one width."""
+    widths: dict[Variant, dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
+    for r in runs:
+        if r.width is not None:
+            widths[r.variant][r.width].append(r.ratio)
+    if not any(len(by_width) > 1 for by_width in widths.values()):
+        all_widths = sorted({w for by_width in widths.values() for w in by_width})
+        shown = ", ".join(map(str, all_widths)) or "unknown"
+        return (f"Loss ratio against model size: every objective ran at one width ({shown}) in this sweep, "
+                "so there is no size trend to show.")  # fmt: skip
+    columns = sorted({w for by_width in widths.values() for w in by_width})
+    lines = [
+        "val_loss_ratio against model width per objective (mean ± std over seeds):",
+        "",
+        "| objective | direction | " + " | ".join(f"width {w}" for w in columns) + " |",
+        "|" + " --- |" * (len(columns) + 2),
+    ]
+    for variant in sorted(widths, key=lambda v: v.order):
+        cells = [fmt_mean_std(widths[variant][w]) if w in widths[variant] else "–" for w in columns]
+        lines.append(f"| {variant.label} | {variant.direction} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def downstream_tables(runs: list[ObjectiveRun], sweep_dir: Path) -> list[str]:
+    """One table per task: a row per variant (seeds pooled) and AdapterOnly, a column per regime and label
+    budget. Downstream runs are every metrics.json below the sweep folder (`analysis.downstream.report`)."""
+    from analysis.downstream.report import REGIME_LABEL, collect_runs
+
+    by_name = {r.name: r for r in runs}
+    rows = collect_runs(Path(sweep_dir))
+    # the default variant of each regime only (layers=last, standardised inputs): others are separate studies
+    rows = [r for r in rows if r["variant"] == REGIME_LABEL.get(r.get("regime"), None)]
+    blocks, unknown = [], set()
+    for task, metric in DOWNSTREAM_METRICS.items():
+        cells: dict[tuple[Any, str, int], list[float]] = defaultdict(list)
+        for r in (r for r in rows if r["task"] == task):
+            if r["regime"] == ADAPTER_ONLY:
+                key: Any = NO_PRETRAINING
+            elif Path(str(r["backbone"])).name in by_name:
+                run = by_name[Path(str(r["backbone"])).name]
+                key = (run.variant, run.width)
+            else:
+                unknown.add(Path(str(r["backbone"])).name)
+                continue
+            value = r["metrics"].get(metric)
+            cells[(key, r["regime"], int(r["n_train_events"]))].append(math.nan if value is None else value)
+        if not cells:
+            continue
+        regimes = [g for g in (*DOWNSTREAM_REGIMES, ADAPTER_ONLY) if any(k[1] == g for k in cells)]
+        budgets = sorted({k[2] for k in cells})
+        columns = [(g, b) for g in regimes if g != ADAPTER_ONLY for b in budgets]
+        head = ["objective", "direction", "seeds"] + [f"{REGIME_LABEL[g]}, {b:,} events" for g, b in columns]
+        what = f"{metric} (balanced accuracy)" if metric == "macro_recall" else metric
+        lines = [f"{task}: {what} on the test split", "", "| " + " | ".join(head) + " |",
+                 "|" + " --- |" * len(head)]  # fmt: skip
+        for (variant, width), members in _groups(runs).items():
+            if not any(k[0] == (variant, width) for k in cells):
+                continue
+            n = len(members)
+            label = _row_cells(variant, members, width if _several_widths(runs) else None)
+            row = [fmt_mean_std(cells.get(((variant, width), g, b), []), n) for g, b in columns]
+            lines.append("| " + " | ".join([*label, str(n), *row]) + " |")
+        if ADAPTER_ONLY in regimes:
+            seeds = max(len(v) for k, v in cells.items() if k[0] == NO_PRETRAINING)
+            row = [fmt_mean_std(cells.get((NO_PRETRAINING, ADAPTER_ONLY, b), []), seeds) for _, b in columns]
+            lines.append(f"| {NO_PRETRAINING} | – | {seeds} | " + " | ".join(row) + " |")
+        blocks.append("\n".join(lines))
+    if unknown:
+        blocks.append(f"_Downstream runs on backbones not completed in this sweep left out: "
+                      f"{', '.join(sorted(unknown))}._")  # fmt: skip
+    return blocks
+
+
+def _several_widths(runs: list[ObjectiveRun]) -> bool:
+    return len({r.width for r in runs}) > 1
+
+
+def objectives_section(sweep: Sweep, sweep_dir: Path) -> list[str]:
+    """Markdown lines of the "Objectives compared" section; [] unless the completed runs differ in variant."""
+    runs = read_objective_runs(sweep, Path(sweep_dir))
+    if len({r.variant for r in runs}) < 2:
+        return []
+    md = [
+        "## Objectives compared",
+        "",
+        "One row per objective variant (objective.name, objective.mpm_target for mpm, model.direction) and "
+        "width, its seeds pooled: mean ± the sample standard deviation over seeds (n − 1). val_loss_ratio "
+        "divides each objective's validation loss by its own trivial predictor's, so it says how far each "
+        "gets beyond trivial, not which representation is best; the probes (frozen features, linear: R² and "
+        "balanced accuracy, non-noise points but for the noise flag) and the adapters compare them on one "
+        f"scale. Rows marked {USES_LABELS} pretrained on truth labels: a reference, not pretraining.",
+        "",
+        pretraining_table(runs),
+        "",
+    ]
+    for (variant, width), members in _groups(runs).items():
+        seeds = [r.seed for r in members]
+        if len(set(seeds)) < len(seeds):
+            names = ", ".join(r.name for r in members)
+            md += [f"_Note: {variant.label} ({variant.direction}, width {width}) pools runs that share a "
+                   f"seed ({names}): they differ in other keys._", ""]  # fmt: skip
+    if not any(r.probe for r in runs):
+        md += ["_No probe.json yet: `python -m analysis.probe <sweep folder>` fills the probe columns._", ""]
+    md += [size_section(runs), ""]
+    try:
+        tables = downstream_tables(runs, Path(sweep_dir))
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        tables = [f"_Downstream columns could not be built: {err}_"]
+    if tables:
+        md += ["### Downstream, per task", "",
+               "Adapters on each frozen (or fine-tuned) backbone, one adapter seed per pretraining seed; "
+               f"{NO_PRETRAINING}: the same adapter on the raw inputs, no pretrained weights; it has no "
+               "regime, so its figure at a budget stands under every regime of that budget.", ""]  # fmt: skip
+        for table in tables:
+            md += [table, ""]
+    return md
