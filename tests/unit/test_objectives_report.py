@@ -162,7 +162,8 @@ def test_downstream_columns_per_task_regime_and_budget_with_adapter_only_row(swe
     )
     md = objectives_section(load_sweep(sweep_dir), sweep_dir)
     text = "\n".join(md)
-    assert "### Downstream, per task" in text and "pid: macro_recall on the test split" in text
+    assert "### Downstream, per task" in text
+    assert "pid: macro_recall (balanced accuracy) on the test split" in text
     pid = text.split("pid: macro_recall")[1].split("tracking: ari_pooled")[0].splitlines()
     head = _header(pid, "objective")
     assert head == [
