@@ -202,7 +202,9 @@ def pretraining_table(runs: list[ObjectiveRun]) -> str:
 def size_section(runs: list[ObjectiveRun]) -> str:
     """val_loss_ratio against width per variant, or one line when every variant ran at one width."""
     widths: dict[Variant, dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
+    members: dict[Variant, list[ObjectiveRun]] = defaultdict(list)
     for r in runs:
+        members[r.variant].append(r)
         if r.width is not None:
             widths[r.variant][r.width].append(r.ratio)
     if not any(len(by_width) > 1 for by_width in widths.values()):
@@ -219,7 +221,7 @@ def size_section(runs: list[ObjectiveRun]) -> str:
     ]
     for variant in sorted(widths, key=lambda v: v.order):
         cells = [fmt_mean_std(widths[variant][w]) if w in widths[variant] else "–" for w in columns]
-        lines.append(f"| {variant.label} | {variant.direction} | " + " | ".join(cells) + " |")
+        lines.append("| " + " | ".join([*_row_cells(variant, members[variant]), *cells]) + " |")
     return "\n".join(lines)
 
 

@@ -106,6 +106,7 @@ def test_one_width_is_said_in_one_line_several_give_a_table(sweep_dir: Path) -> 
     assert size_head == ["| objective | direction | width 64 | width 128 |"]
     assert _row(md, "knnn | causal | 0.900")[2:] == ["0.900 ± 0.100", "0.700 ± 0.141"]
     assert _row(md, "mpm (tokens) | bidirectional | 0.600")[3] == "–"  # mpm never ran at 128
+    assert _row(md, "supervised **uses labels** | causal | 0.300")[3] == "–"
 
 
 def test_downstream_columns_per_task_regime_and_budget_with_adapter_only_row(sweep_dir: Path) -> None:
