@@ -75,6 +75,9 @@ class RunRecord:
     ratio_source: str = "metrics.jsonl"  # or ratios.json: re-evaluated after the fact (scaling.train.ratios)
     flops_assumed: bool = False  # FLOPs taken as 6·N·D because the source had none
     budget_points: list[dict[str, float]] = field(default_factory=list)  # summary's budget checkpoints
+    setting: str = (
+        ""  # the objective's target setting: losses of runs with different settings are in other units
+    )
     shared_from: str = ""  # '<sweep>/<run>': trained by another sweep, read in place from its folder
     steps: float = math.nan  # optimizer steps (summary.json; a branch: the step its cooldown ended at)
     source: str = RUN  # RUN, or COOLDOWN_BRANCH: a branch point of the run named `parent`
@@ -180,6 +183,7 @@ def read_run(run_dir: Path) -> RunRecord:
         val=val,
         train=train,
         val_ratio=val_ratio,
+        setting=target_setting(cfg.get("objective") or {}),
     )
     for key in (
         "params_total",
@@ -210,6 +214,29 @@ def read_run(run_dir: Path) -> RunRecord:
         _apply_reevaluated_ratios(rec, run_dir / "ratios.json")
     rec.branches = [b for row in read_branch_rows(run_dir / BRANCHES) if (b := _branch_record(rec, row))]
     return rec
+
+
+SETTING_KEYS = ("name", "metric", "target_scaling", "relative_targets", "loss", "mpm_target")
+
+
+def target_setting(objective: dict[str, Any]) -> str:
+    """The objective keys that set a loss's units (k-NNN in cm or in the normalised cube, scaled targets,
+    the loss function): runs that differ in them cannot share a law. '' for a run without a config."""
+    mpm = objective.get("name") == "mpm"
+    keys = [k for k in SETTING_KEYS if k in objective and (k != "mpm_target" or mpm)]
+    return " ".join(f"{k}={objective[k]}" for k in keys)
+
+
+def one_setting(runs: list[RunRecord]) -> tuple[list[RunRecord], list[RunRecord], str]:
+    """The runs of the most common target setting (the first run's on a tie), and the others: a law over
+    losses in different units (say the paper's normalised k-NNN beside the cm metric) is meaningless."""
+    counts: dict[str, int] = {}
+    for run in runs:
+        counts[run.setting] = counts.get(run.setting, 0) + 1
+    if len(counts) <= 1:
+        return list(runs), [], next(iter(counts), "")
+    setting = max(counts, key=lambda k: counts[k])  # dicts keep insertion order: ties go to the first run's
+    return [r for r in runs if r.setting == setting], [r for r in runs if r.setting != setting], setting
 
 
 def _apply_reevaluated_ratios(rec: RunRecord, path: Path) -> None:
@@ -292,6 +319,7 @@ def _branch_record(parent: RunRecord, row: dict[str, Any]) -> RunRecord | None:
         val_ratio=point(ratio) if math.isfinite(ratio) else None,
         steps=step,
         source=COOLDOWN_BRANCH,
+        setting=parent.setting,
         parent=parent.name,
         branch_from=start,
     )

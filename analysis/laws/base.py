@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from analysis.runs import RunRecord, Sweep
+from analysis.runs import RunRecord, Sweep, one_setting
 from scaling.registry import Registry
 
 if TYPE_CHECKING:
@@ -89,6 +89,18 @@ def best_per_value(runs: list[RunRecord], key: str, loss_key: str) -> tuple[list
     return kept, [r.name for r in runs if best.get(getattr(r, key)) is not r]
 
 
+def setting_of_most(req: FitRequest, runs: list[RunRecord]) -> tuple[list[RunRecord], list[RunRecord]]:
+    """The runs of the sweep's most common target setting; the others are noted as excluded in `req`."""
+    kept, other, setting = one_setting(runs)
+    if other:
+        req.excluded += [{"name": r.name, "reason": f"another target setting ({r.setting})"} for r in other]
+        req.notes.append(
+            f"{len(other)} run(s) use another target setting than the law's ({setting}): their losses are "
+            "in other units, so they are left out"
+        )
+    return kept, other
+
+
 @dataclass
 class CompletedPoints:
     """The completed runs a law fits, their names, losses and model sizes (non-embedding, else total)."""
@@ -106,6 +118,7 @@ def completed_points(req: FitRequest, law: str, one_per: str | None = None) -> C
     runs = sweep.completed
     if not runs:
         raise ValueError(f"{sweep.source}: no completed runs to fit (excluded: {len(sweep.excluded)})")
+    runs, other = setting_of_most(req, runs)
     if one_per is not None:
         runs, dropped = best_per_value(runs, one_per, loss_key)
         req.excluded += [{"name": n, "reason": "a run of the same size had a lower loss"} for n in dropped]

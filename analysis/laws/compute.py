@@ -11,7 +11,7 @@ import numpy as np
 
 from analysis.bootstrap import Progress
 from analysis.frontier import compute_frontier, frontier_resample
-from analysis.laws.base import FitRequest, register
+from analysis.laws.base import FitRequest, register, setting_of_most
 from analysis.laws.power import (
     PowerLaw,
     _single_params,
@@ -22,7 +22,7 @@ from analysis.laws.power import (
     usable_theta,
 )
 from analysis.result import LawFit
-from analysis.runs import RunRecord, Sweep
+from analysis.runs import RunRecord, Sweep, one_setting
 
 
 def fit_compute_law(
@@ -95,7 +95,7 @@ class ComputeLaw(PowerLaw):
 
     def fit(self, req: FitRequest) -> LawFit:
         sweep = req.sweep
-        runs = [r for r in sweep.all_runs if r.val is not None]
+        runs, _ = setting_of_most(req, [r for r in sweep.all_runs if r.val is not None])
         if "ratio" in req.loss:  # the frontier of the ratio curves: the same runs, their val_loss_ratio rows
             runs = [dataclasses.replace(r, val=r.val_ratio) for r in runs if r.val_ratio is not None]
             if not runs:
@@ -103,7 +103,8 @@ class ComputeLaw(PowerLaw):
         if sweep.partial:
             unfinished = len(sweep.partial)
             req.notes.append(f"frontier includes the partial curves of {unfinished} unfinished run(s)")
-        branches = branch_points(sweep, req.loss)
+        settings = {r.setting for r in runs}
+        branches = [b for b in branch_points(sweep, req.loss) if b.setting in settings]
         if branches:
             req.notes.append(f"frontier includes {branch_note(branches)}")
         return fit_compute_law(runs + branches, irreducible=req.irreducible, n_boot=req.n_boot, seed=req.seed)
@@ -113,7 +114,7 @@ class ComputeLaw(PowerLaw):
         import matplotlib
         import matplotlib.pyplot as plt
 
-        runs = [r for r in sweep.all_runs if r.val is not None]
+        runs = one_setting([r for r in sweep.all_runs if r.val is not None])[0]
         sizes = np.array([r.params_non_embedding for r in runs], float)
         finite = np.isfinite(sizes).any()
         norm = matplotlib.colors.LogNorm(np.nanmin(sizes), np.nanmax(sizes)) if finite else None

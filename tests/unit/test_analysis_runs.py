@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -140,3 +141,31 @@ def test_reevaluated_ratios_supersede_the_logged_ones(tmp_path: Path) -> None:
     (run_dir / "ratios.json").write_text(json.dumps({"rows": [{"step": 1}]}))
     with pytest.raises(ValueError, match=r"w64/ratios.json: no rows with val_loss_ratio; rerun"):
         load_sweep(tmp_path)
+
+
+def test_a_law_leaves_out_runs_of_another_target_setting(tmp_path: Path) -> None:
+    """A run whose loss is in other units (the paper's normalised k-NNN beside the cm metric) must not enter a
+    law: its tiny loss would pass for the best model of its size."""
+    import yaml
+
+    from analysis.fit import fit_source
+
+    write_sweep(tmp_path, widths=[64, 128, 256, 512], steps=100)
+    for run in ("w64", "w128", "w256", "w512"):
+        cfg = yaml.safe_load((tmp_path / run / "config.yaml").read_text())
+        cfg["objective"] = {"name": "knnn", "metric": "physical", "target_scaling": "robust"}
+        (tmp_path / run / "config.yaml").write_text(yaml.safe_dump(cfg))
+    other = tmp_path / "w512-normalised"
+    shutil.copytree(tmp_path / "w512", other)
+    cfg = yaml.safe_load((other / "config.yaml").read_text())
+    cfg["objective"] = {"name": "knnn", "metric": "normalised", "target_scaling": "none"}
+    (other / "config.yaml").write_text(yaml.safe_dump(cfg))
+    summary = json.loads((other / "summary.json").read_text())
+    (other / "summary.json").write_text(
+        json.dumps({**summary, "final_val_loss": 1e-3, "best_val_loss": 1e-3})
+    )
+    fit = fit_source(load_sweep(tmp_path), "model", n_boot=0)
+    assert sorted(p["name"] for p in fit.points) == ["w128", "w256", "w512", "w64"]
+    assert {"name": "w512-normalised", "reason": "another target setting (name=knnn metric=normalised "
+            "target_scaling=none)"} in fit.excluded  # fmt: skip
+    assert any("another target setting" in n for n in fit.notes)
