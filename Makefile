@@ -26,6 +26,9 @@ $(STAMP): setup.cfg constraints.txt pyproject.toml
 	# torch first and pinned: a newer torch would pull several GB of CUDA wheels (see constraints.txt).
 	$(PIP) install -q -c constraints.txt torch==2.13.0
 	$(PIP) install -q -c constraints.txt -e '.[test,mpi]'
+	# DeepSpeed's CPU communication op, compiled once here (into TORCH_EXTENSIONS_DIR) rather than inside
+	# the first test or run that starts DeepSpeed, where a loaded machine can spend minutes of its time limit
+	$(PY) -c "from deepspeed.ops.op_builder.cpu import ShareMemCommBuilder as B; B().load()" >/dev/null
 	@touch $@
 
 venv: $(STAMP)
