@@ -17,18 +17,12 @@ from typing import Any
 import numpy as np
 import yaml
 
+from analysis.probe.targets import CLASSIFICATION_TARGETS, REGRESSION_TARGETS
 from scaling.atomic import write_json_atomic, write_text_atomic
 from tests.synthetic import TrueLaw, write_run
 
-PROBE_REGRESSION = (
-    "log_pt",
-    "eta",
-    "charge_sign",
-    "next_hit_distance_cm",
-    "next_hit_rdphi_dr",
-    "next_hit_dz_dr",
-)
-PROBE_CLASSIFICATION = ("pid", "noise")
+PROBE_REGRESSION = tuple(REGRESSION_TARGETS)  # what analysis.probe writes: its own target lists
+PROBE_CLASSIFICATION = tuple(CLASSIFICATION_TARGETS)
 PROBE_SOURCES = ("backbone", "random_init", "raw", "backbone_final_norm")
 
 

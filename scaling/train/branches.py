@@ -173,11 +173,7 @@ class CooldownBranches:
         tmp, final = t.ckpt_root / f"{ckpt.TMP_PREFIX}{name}", t.ckpt_root / name
         ok = 1.0
         try:
-            if t.dist.is_main:
-                shutil.rmtree(tmp, ignore_errors=True)
-                tmp.mkdir(parents=True)
-            t._barrier()
-            t.engine.save_checkpoint(str(t.ckpt_root), tag=tmp.name, save_latest=False)
+            t.save_engine_to(tmp)
         except (OSError, RuntimeError) as err:
             ok = 0.0
             log.error("cooldown branch from step %d: weights not saved (%s)", s, err)

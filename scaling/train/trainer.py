@@ -363,6 +363,15 @@ class Trainer:
         )
         return bool(self._sum([float(local)], torch.distributed.ReduceOp.MIN)[0])
 
+    def save_engine_to(self, tmp: Path) -> None:
+        """DeepSpeed's state (weights, optimizer) into the fresh folder `tmp` below the checkpoint root, every
+        rank; raises OSError / RuntimeError (torch.save's failed write) for the caller to report."""
+        if self.dist.is_main:
+            shutil.rmtree(tmp, ignore_errors=True)
+            tmp.mkdir(parents=True)
+        self._barrier()
+        self.engine.save_checkpoint(str(self.ckpt_root), tag=tmp.name, save_latest=False)
+
     def _save(self, step: int) -> bool:
         """Every rank writes into .tmp-step-N; rank 0 adds config + COMPLETE, renames, sets `latest`.
 
@@ -373,11 +382,7 @@ class Trainer:
         tmp = self.ckpt_root / f"{ckpt.TMP_PREFIX}{name}"
         ok, reason = 1.0, ""
         try:
-            if self.dist.is_main:
-                shutil.rmtree(tmp, ignore_errors=True)
-                tmp.mkdir(parents=True)
-            self._barrier()
-            self.engine.save_checkpoint(str(self.ckpt_root), tag=tmp.name, save_latest=False)
+            self.save_engine_to(tmp)
             ckpt.write_rank_state(tmp, self.dist.rank, {"data": self.source.state_dict(), "rng": rng_state()})
         except (OSError, RuntimeError) as err:  # torch.save reports a failed write as RuntimeError
             ok, reason = 0.0, f"checkpoint at step {step} not written ({err}); previous checkpoints kept"
