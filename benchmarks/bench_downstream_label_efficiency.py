@@ -66,6 +66,7 @@ PRETRAIN = {
     "checkpoint.interval": 75, "data.simulate_if_missing.enabled": "false", "data.shuffle_buffer": 256,
     "logging.interval": 50, "data.val_split": "val",
 }  # fmt: skip
+REGIMES = ("frozen", "finetune", "scratch", "adapter_only")
 ADAPTER = {"d_proj": 32, "n_heads": 4, "depth": 1, "mlp_hidden": 64, "n_queries": 48, "n_decoder_layers": 2}
 
 
@@ -95,7 +96,9 @@ def ensure_backbone(root: Path, dataset: Path) -> Path:
     return run_dir
 
 
-def write_spec(root: Path, mode: dict, backbone: Path, dataset: Path, args: argparse.Namespace) -> Path:
+def write_spec(
+    root: Path, mode: dict, backbones: list[Path], dataset: Path, args: argparse.Namespace
+) -> Path:
     """The downstream sweep: backbone x regime x task x budget x seed, runs under <root>/downstream/."""
     spec = {
         "name": "downstream", "entry": "analysis.downstream",
@@ -105,14 +108,15 @@ def write_spec(root: Path, mode: dict, backbone: Path, dataset: Path, args: argp
                  "device": "cpu", "adapter": ADAPTER,
                  "optimizer": {"lr": 2.0e-3}, "schedule": {"warmup_steps": 10},
                  "budget": {"steps": mode["steps"], "batch_events": 8}},
-        "axes": {"backbone": [str(backbone)], "regime": ["frozen", "finetune", "scratch", "adapter_only"],
+        "axes": {"backbone": [str(b) for b in backbones], "regime": mode["regimes"],
                  "task": mode["tasks"], "n_train_events": mode["budgets"], "seed": mode["seeds"]},
         "overrides": [o for o in (
             {"when": {"task": "pid"}, "set": {"adapter": {"loss": "weighted_ce"}}},
             {"when": {"task": "noise"}, "set": {"adapter": {"loss": "weighted_ce"}}},
             {"when": {"task": "tracking"}, "set": {"budget": {"steps": mode["tracking_steps"]}}},
         ) if o["when"]["task"] in mode["tasks"]],
-        "run_name": "{task}-{regime}-{n_train_events}-s{seed}",
+        "run_name": "{task}-" + ("{backbone_name}-" if len(backbones) > 1 else "")
+                    + "{regime}-{n_train_events}-s{seed}",
         "resources": {"default": {"nodes": 1, "tasks_per_node": 1, "cpus_per_task": 1, "mem_gb": 3,
                                   "hours": 1}},
         "site": "local", "executor": {"max_parallel": 0, "max_attempts": 1},
@@ -122,26 +126,67 @@ def write_spec(root: Path, mode: dict, backbone: Path, dataset: Path, args: argp
     return path
 
 
-def checks(runs: list[dict], metrics: dict[str, str]) -> list[str]:
-    """The study's claims, each with its numbers: frozen vs AdapterOnly at the smallest budget (> 2 std),
-    and finetune >= scratch at every budget (means over seeds)."""
+def _values(runs: list[dict], metrics: dict[str, str]) -> dict[tuple, np.ndarray]:
+    """(task, regime, budget) -> the metric over seeds."""
     vals: dict[tuple, list[float]] = defaultdict(list)
     for r in runs:
         v = r["metrics"].get(metrics[r["task"]])
         vals[(r["task"], r.get("regime"), r["n_train_events"])].append(np.nan if v is None else float(v))
+    return {k: np.asarray(v) for k, v in vals.items()}
+
+
+def checks(runs: list[dict], metrics: dict[str, str]) -> list[str]:
+    """The study's claims, each with its numbers, for the regimes that ran: frozen vs AdapterOnly at the
+    smallest budget (> 2 std) and at the largest (the advantage shrinks), finetune >= scratch at every budget
+    (means over seeds)."""
+    vals = _values(runs, metrics)
     out = []
     for task in sorted({k[0] for k in vals}):
         budgets = sorted({k[2] for k in vals if k[0] == task})
-        fm, ao = (np.asarray(vals[(task, g, budgets[0])]) for g in ("frozen", "adapter_only"))
-        spread = 2 * max(np.nanstd(fm), np.nanstd(ao))
-        diff = np.nanmean(fm) - np.nanmean(ao)
-        ok = "holds" if diff > spread else "does NOT hold"
-        out.append(f"{task} {metrics[task]}: frozen - AdapterOnly at {budgets[0]} labels = {diff:+.3f} "
-                   f"(2 std = {spread:.3f}): {ok}")  # fmt: skip
+        gaps = []
         for b in budgets:
-            ft, sc = (np.nanmean(vals[(task, g, b)]) for g in ("finetune", "scratch"))
-            out.append(f"{task} {metrics[task]}: finetune {ft:.3f} vs scratch {sc:.3f} at {b} labels: "
-                       f"{'holds' if ft >= sc else 'does NOT hold'}")  # fmt: skip
+            if (task, "frozen", b) in vals and (task, "adapter_only", b) in vals:
+                fm, ao = vals[(task, "frozen", b)], vals[(task, "adapter_only", b)]
+                gaps.append((b, np.nanmean(fm) - np.nanmean(ao), 2 * max(np.nanstd(fm), np.nanstd(ao))))
+        if gaps:
+            b, diff, spread = gaps[0]
+            ok = "holds" if diff > spread else "does NOT hold"
+            out.append(f"{task} {metrics[task]}: frozen - AdapterOnly at {b} labels = {diff:+.3f} "
+                       f"(2 std = {spread:.3f}): {ok}")  # fmt: skip
+        if len(gaps) > 1:
+            shrinks = gaps[-1][1] < gaps[0][1]
+            out.append(f"{task} {metrics[task]}: frozen - AdapterOnly {gaps[0][1]:+.3f} at {gaps[0][0]} -> "
+                       f"{gaps[-1][1]:+.3f} at {gaps[-1][0]} labels: the advantage "
+                       f"{'shrinks' if shrinks else 'does NOT shrink'}")  # fmt: skip
+        for b in budgets:
+            if (task, "finetune", b) in vals and (task, "scratch", b) in vals:
+                ft, sc = (np.nanmean(vals[(task, g, b)]) for g in ("finetune", "scratch"))
+                out.append(f"{task} {metrics[task]}: finetune {ft:.3f} vs scratch {sc:.3f} at {b} labels: "
+                           f"{'holds' if ft >= sc else 'does NOT hold'}")  # fmt: skip
+    return out
+
+
+def size_checks(runs: list[dict], metrics: dict[str, str]) -> list[str]:
+    """Figure 5a's direction: frozen features of a larger backbone do at least as well as a smaller one's at
+    equal labels (means over seeds; the std of each is printed beside it)."""
+    sizes = {r["backbone"]: r["backbone_size"] for r in runs if r.get("regime") == "frozen"}
+    if len(sizes) < 2:
+        return []
+    order = sorted(sizes, key=sizes.get)
+    out = []
+    for task in sorted({r["task"] for r in runs}):
+        for b in sorted({r["n_train_events"] for r in runs if r["task"] == task}):
+            cells = []
+            for bb in order:
+                v = _values([r for r in runs if r["backbone"] == bb], metrics).get((task, "frozen", b))
+                if v is not None:
+                    cells.append((Path(bb).name, float(np.nanmean(v)), float(np.nanstd(v))))
+            if len(cells) < 2:
+                continue
+            ok = all(later[1] >= earlier[1] for earlier, later in zip(cells, cells[1:], strict=False))
+            text = " < ".join(f"{n} {m:.3f} ± {s:.3f}" for n, m, s in cells)
+            out.append(f"{task} {metrics[task]} at {b} labels, frozen, by size: {text}: larger >= smaller "
+                       f"{'holds' if ok else 'does NOT hold'}")  # fmt: skip
     return out
 
 
@@ -163,36 +208,54 @@ def main() -> int:
     )
     parser.add_argument("--quick", action="store_true", help="noise tagging at 10 and 300 labels (default)")
     parser.add_argument(
-        "--backbone", default="", help="a pretraining run dir (default: pretrain a small one)"
+        "--backbone", default="", help="pretraining run dirs, comma-separated (default: pretrain a small one)"
     )
     parser.add_argument("--dataset", default="", help="labelled dataset (with --backbone)")
     parser.add_argument("--eval-split", default="test")
     parser.add_argument("--n-eval", type=int, default=64)
     parser.add_argument("--budgets", default="", help="comma-separated label budgets (default: the mode's)")
     parser.add_argument("--tasks", default="", help="comma-separated tasks (default: the mode's)")
+    parser.add_argument("--regimes", default="", help="comma-separated regimes (default: all four)")
+    parser.add_argument("--steps", type=int, default=0, help="adapter steps (default: the mode's)")
+    parser.add_argument("--tag", default="", help="suffix of the runs folder, to keep two selections apart")
     args = parser.parse_args()
-    mode = dict(MODES["full" if args.full else "quick"])
+    mode = {"regimes": list(REGIMES), **MODES["full" if args.full else "quick"]}
     mode.update({k: [int(x) if k == "budgets" else x for x in v.split(",")]
-                 for k, v in (("budgets", args.budgets), ("tasks", args.tasks)) if v})  # fmt: skip
-    root = REPO / "runs" / (mode["root"] + ("-" + Path(args.backbone).name if args.backbone else ""))
+                 for k, v in (("budgets", args.budgets), ("tasks", args.tasks), ("regimes", args.regimes))
+                 if v})  # fmt: skip
+    if args.steps:
+        mode.update(steps=args.steps, tracking_steps=args.steps)
+    unknown = sorted(set(mode["regimes"]) - set(REGIMES))
+    if unknown:
+        raise SystemExit(f"--regimes: unknown {unknown}; choose from {', '.join(REGIMES)}")
+    names = [Path(b).name for b in args.backbone.split(",") if b]
+    root = REPO / "runs" / "-".join([mode["root"], *names[:1], *([args.tag] if args.tag else [])])
     t0 = time.perf_counter()
     if args.backbone:
-        backbone, dataset = Path(args.backbone).resolve(), Path(args.dataset).resolve()
+        backbones = [Path(b).resolve() for b in args.backbone.split(",") if b]
+        dataset = Path(args.dataset).resolve()
     else:
         dataset = REPO / "data" / "label-eff"
-        backbone = ensure_backbone(root, dataset)
-    spec = write_spec(root, mode, backbone, dataset, args)
-    n = 4 * len(mode["tasks"]) * len(mode["budgets"]) * len(mode["seeds"])
+        backbones = [ensure_backbone(root, dataset)]
+    spec = write_spec(root, mode, backbones, dataset, args)
+    n = len(backbones) * len(mode["regimes"]) * len(mode["tasks"]) * len(mode["budgets"]) * len(mode["seeds"])
     print(f"launching {n} downstream runs: {spec}", flush=True)
     _run(["launch/sweep.py", str(spec)], root / "sweep.log")
     runs = [r for r in collect_runs(root / "downstream") if r.get("regime")]
-    print(f"\nbackbone {backbone}; budgets {mode['budgets']}; seeds {mode['seeds']}; "
-          f"{args.n_eval} test events ({args.eval_split})\n")  # fmt: skip
+    print(
+        f"\nbudgets {mode['budgets']}; seeds {mode['seeds']}; {args.n_eval} test events ({args.eval_split})"
+    )
     recall = {"pid": "macro_recall", "noise": "macro_recall", "tracking": "efficiency"}
-    print(ratio_table(runs))
-    print(ratio_table(runs, recall))
-    lines = ["checks:", *checks(runs, HEADLINE), *checks(runs, recall), "", "throughput:", *throughput(runs)]
-    print("\n".join(lines))
+    for backbone in backbones:
+        mine = [r for r in runs if Path(r["backbone"]).resolve() == backbone]
+        print(f"\nbackbone {backbone}\n")
+        for table in (ratio_table(mine), ratio_table(mine, recall)):
+            print(table or "")
+        print("\n".join(["checks:", *checks(mine, HEADLINE), *checks(mine, recall)]))
+    sizes = size_checks(runs, HEADLINE)
+    if sizes:
+        print("\n".join(["", "backbone size (Figure 5a):", *sizes]))
+    print("\n".join(["", "throughput:", *throughput(runs)]))
     print(f"\nwall {time.perf_counter() - t0:.0f} s; runs in {root / 'downstream'}")
     return 0
 
