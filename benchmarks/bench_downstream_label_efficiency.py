@@ -230,6 +230,7 @@ def main() -> int:
         raise SystemExit(f"--regimes: unknown {unknown}; choose from {', '.join(REGIMES)}")
     names = [Path(b).name for b in args.backbone.split(",") if b]
     root = REPO / "runs" / "-".join([mode["root"], *names[:1], *([args.tag] if args.tag else [])])
+    root.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     if args.backbone:
         backbones = [Path(b).resolve() for b in args.backbone.split(",") if b]
