@@ -30,7 +30,8 @@ import numpy as np
 import yaml
 
 from analysis.probe.report import PROBE_FILE
-from analysis.runs import SHARED_FILE, Sweep
+from analysis.runs import Sweep
+from scaling.rundir import SHARED
 
 log = logging.getLogger(__name__)
 OBJECTIVE_ORDER = ("knnn", "next_token", "mpm", "contrastive", "supervised")
@@ -99,7 +100,7 @@ def variant_of(cfg: dict[str, Any]) -> Variant:
 def _folder(sweep_dir: Path, name: str) -> Path:
     """A run's folder: the other sweep's, when this one shares it (shared.json)."""
     folder = sweep_dir / name
-    shared = folder / SHARED_FILE
+    shared = folder / SHARED
     if shared.is_file():
         return Path(folder / json.loads(shared.read_text())["run_dir"])
     return folder

@@ -31,7 +31,6 @@ from scaling.rundir import CONFIG, METRICS, SHARED, STATUS, SUMMARY
 
 log = logging.getLogger(__name__)
 RUN_MARKERS = (CONFIG, STATUS, METRICS, SUMMARY)
-SHARED_FILE = SHARED  # {"shared_from": "<sweep>/<run>", "run_dir": path relative to this folder}
 BRANCHES = "branches.jsonl"  # scaling.train.branches.BRANCHES (not imported: the analysis needs no torch)
 RUN, COOLDOWN_BRANCH = "run", "cooldown_branch"  # RunRecord.source
 
@@ -340,7 +339,7 @@ def load_sweep(sweep_dir: Path) -> Sweep:
     if not sweep_dir.is_dir():
         raise ValueError(f"{sweep_dir}: no such sweep folder; pass runs/<sweep>/ or a CSV table")
     sweep = Sweep(name=sweep_dir.name, source=sweep_dir)
-    markers = (*RUN_MARKERS, SHARED_FILE)
+    markers = (*RUN_MARKERS, SHARED)
     run_dirs = sorted(p for p in sweep_dir.iterdir() if p.is_dir() and any((p / m).exists() for m in markers))
     if not run_dirs:
         raise ValueError(
@@ -372,7 +371,7 @@ def load_sweep(sweep_dir: Path) -> Sweep:
 
 def _shared(folder: Path) -> tuple[str, Path]:
     """('<sweep>/<run>', its folder) when `folder` holds the launcher's shared.json, else ('', folder)."""
-    path = folder / SHARED_FILE
+    path = folder / SHARED
     if not path.is_file():
         return "", folder
     record = _read_json(path)

@@ -25,8 +25,6 @@ from scaling.rundir import (
 )
 from scaling.rundir import read_status as _read_own_status
 
-SHARED_FILE = SHARED  # a run another sweep trains (spec key `shared`): where its folder is
-
 
 def write_shared(run_dir: Path, source: str, target: Path) -> None:
     """<run>/shared.json: this sweep's run is `source` ('<sweep>/<run>'), trained in `target` (stored relative
@@ -34,14 +32,14 @@ def write_shared(run_dir: Path, source: str, target: Path) -> None:
     systems refuse those."""
     rel = os.path.relpath(Path(target).absolute(), Path(run_dir).absolute())
     record = {"shared_from": source, "run_dir": rel}
-    path = run_dir / SHARED_FILE
+    path = run_dir / SHARED
     if not (path.is_file() and read_json(path) == record):
         write_json_atomic(path, record)
 
 
 def shared_target(run_dir: Path) -> Path:
     """The folder a run's results live in: the shared run's, when `run_dir` holds shared.json, else itself."""
-    path = run_dir / SHARED_FILE
+    path = run_dir / SHARED
     if not path.is_file():
         return run_dir
     try:
