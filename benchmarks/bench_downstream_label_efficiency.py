@@ -217,6 +217,9 @@ def main() -> int:
     parser.add_argument("--tasks", default="", help="comma-separated tasks (default: the mode's)")
     parser.add_argument("--regimes", default="", help="comma-separated regimes (default: all four)")
     parser.add_argument("--steps", type=int, default=0, help="adapter steps (default: the mode's)")
+    parser.add_argument(
+        "--with", dest="also", default="", help="runs folders of earlier calls to include in the size checks"
+    )
     parser.add_argument("--tag", default="", help="suffix of the runs folder, to keep two selections apart")
     args = parser.parse_args()
     mode = {"regimes": list(REGIMES), **MODES["full" if args.full else "quick"]}
@@ -253,7 +256,10 @@ def main() -> int:
         for table in (ratio_table(mine), ratio_table(mine, recall)):
             print(table or "")
         print("\n".join(["checks:", *checks(mine, HEADLINE), *checks(mine, recall)]))
-    sizes = size_checks(runs, HEADLINE)
+    earlier = [
+        r for d in args.also.split(",") if d for r in collect_runs(Path(d) / "downstream") if r.get("regime")
+    ]
+    sizes = size_checks(runs + earlier, HEADLINE)
     if sizes:
         print("\n".join(["", "backbone size (Figure 5a):", *sizes]))
     print("\n".join(["", "throughput:", *throughput(runs)]))

@@ -1,6 +1,6 @@
 """Adapter inference on large events: PyTorch's native attention fast path (eval mode, no grad) writes the
-whole [heads, L, L] matrix, which killed 8-event predictions of sPHENIX-like events with pile-up (12 GB). `predict`
-runs without it; same numbers, a fraction of the memory."""
+whole [heads, L, L] matrix, which killed 8-event predictions of sPHENIX-like events with pile-up (12 GB).
+`predict` runs without it; same numbers, a fraction of the memory."""
 
 from __future__ import annotations
 
