@@ -200,6 +200,90 @@ def pretraining_table(runs: list[ObjectiveRun]) -> str:
     return "\n".join(lines)
 
 
+def _gains(members: list[ObjectiveRun], column: tuple[str, str, str, str]) -> list[float]:
+    """Per seed: the probe on the pretrained backbone minus the same probe on that run's untrained network."""
+    target, subset, metric, _ = column
+    out = []
+    for r in members:
+        gain = _probe_value(r.probe, target, subset, metric, "backbone") - _probe_value(
+            r.probe, target, subset, metric, "random_init"
+        )
+        if math.isfinite(gain):
+            out.append(gain)
+    return out
+
+
+def ranking_section(runs: list[ObjectiveRun]) -> list[str]:
+    """The variants ranked by their probes, and the comparison's checks with their numbers: every
+    self-supervised variant beats its untrained network (the gain is positive in every seed), and the
+    supervised reference (full labels) scores at least as high as each self-supervised variant. [] without
+    probes."""
+    groups = {key: m for key, m in _groups(runs).items() if any(r.probe for r in m)}
+    columns = [c for c in PROBE_COLUMNS
+               if any(math.isfinite(_probe_value(r.probe, *c[:3], "backbone")) for m in groups.values()
+                      for r in m)]  # fmt: skip
+    if not groups or not columns:
+        return []
+    score = {key: [mean_std([_probe_value(r.probe, *c[:3], "backbone") for r in m])[0] for c in columns]
+             for key, m in groups.items()}  # fmt: skip
+    ranks: dict[tuple, list[int]] = defaultdict(list)
+    for i in range(len(columns)):
+        scored = [k for k in groups if math.isfinite(score[k][i])]
+        for key in scored:  # ties share a rank: 1 + the variants scoring strictly higher
+            ranks[key].append(1 + sum(score[k][i] > score[key][i] for k in scored))
+    head = [
+        "rank",
+        "objective",
+        "direction",
+        *[f"{c[3]} (gain over random init)" for c in columns],
+        "mean rank",
+    ]
+    lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
+    ordered = sorted(groups, key=lambda k: (np.mean(ranks[k]) if ranks[k] else math.inf, k[0].order))
+    for place, key in enumerate(ordered, start=1):
+        cells = [str(place), *_row_cells(key[0], groups[key])]
+        for i, c in enumerate(columns):
+            m = score[key][i]
+            cells.append("–" if not math.isfinite(m) else f"{m:.3f} ({fmt_mean_std(_gains(groups[key], c))})")
+        cells.append(f"{np.mean(ranks[key]):.1f}" if ranks[key] else "–")
+        lines.append("| " + " | ".join(cells) + " |")
+    checks = []
+    for key, members in groups.items():
+        if any(r.uses_labels for r in members):
+            continue
+        for c in columns:
+            gains = _gains(members, c)
+            if gains:
+                ok = all(g > 0 for g in gains)
+                checks.append(f"- {key[0].label} ({key[0].direction}) beats its untrained network on {c[3]}: "
+                              f"{'yes' if ok else 'NO'}, gain {fmt_mean_std(gains)} over {len(gains)} "
+                              f"seeds")  # fmt: skip
+    supervised = [k for k, m in groups.items() if any(r.uses_labels for r in m)]
+    for sup in supervised:
+        for i, c in enumerate(columns):
+            worse = [
+                f"{k[0].label} ({k[0].direction})"
+                for k in groups
+                if k not in supervised and math.isfinite(score[k][i]) and score[k][i] > score[sup][i]
+            ]
+            verdict = "yes" if not worse else "NO, below " + ", ".join(worse)
+            checks.append(
+                f"- {sup[0].label} {USES_LABELS} >= every self-supervised variant on {c[3]} "
+                f"({score[sup][i]:.3f}): {verdict}"
+            )
+    return [
+        "### Ranking by probes",
+        "",
+        "Variants ordered by their mean rank over the probe columns (rank 1: the highest mean over seeds). "
+        "Each cell: the frozen backbone's probe, mean over seeds, and in brackets its gain over the same "
+        "probe on that run's untrained network (mean ± std over seeds).",
+        "",
+        *lines,
+        "",
+        *checks,
+    ]
+
+
 def size_section(runs: list[ObjectiveRun]) -> str:
     """val_loss_ratio against width per variant, or one line when every variant ran at one width."""
     widths: dict[Variant, dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
@@ -306,7 +390,8 @@ def objectives_section(sweep: Sweep, sweep_dir: Path) -> list[str]:
                    f"seed ({names}): they differ in other keys._", ""]  # fmt: skip
     if not any(r.probe for r in runs):
         md += ["_No probe.json yet: `python -m analysis.probe <sweep folder>` fills the probe columns._", ""]
-    md += [size_section(runs), ""]
+    ranking = ranking_section(runs)
+    md += [*ranking, *([""] if ranking else []), size_section(runs), ""]
     try:
         tables = downstream_tables(runs, Path(sweep_dir))
     except (OSError, ValueError, KeyError, TypeError) as err:

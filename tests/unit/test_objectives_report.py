@@ -79,7 +79,8 @@ def test_seeds_pool_into_mean_and_sample_std_beside_random_init(sweep_dir: Path)
     assert mpm["direction"] == "bidirectional" and mpm["seeds"] == "2"
     assert mpm["val_loss_ratio"] == "0.600 ± 0.141" and mpm["log pT R²"] == "0.500 ± 0.000"
     assert "η R²" in head  # a target every probe.json has, even at 0
-    rows = [ln for ln in "\n".join(md).splitlines() if ln.startswith("| ")]
+    table = "\n".join(md).split("\n\n| objective |")[1].split("\n\n")[0]  # the first table
+    rows = ["| objective |" + table.splitlines()[0], *table.splitlines()[1:]]
     assert [r.split("|")[1].strip().split(" ")[0] for r in rows[1:]] == ["---", "knnn", "mpm", "supervised"]
 
 
@@ -199,3 +200,28 @@ def test_the_report_has_the_section_only_for_multi_objective_sweeps(sweep_dir: P
     for seed in range(2):
         write_objective_run(one, f"mpm-s{seed}", objective="mpm", seed=seed, ratio=0.5)
     assert objectives_section(load_sweep(one), one) == []  # seeds of one objective: nothing to compare
+
+
+def test_ranking_and_checks_say_which_claims_hold(tmp_path: Path) -> None:
+    """k-NNN beats its untrained network in every seed, contrastive not in one; the supervised reference is
+    below k-NNN, which the check names; the ranking orders by the probe means."""
+    sweep = tmp_path / "objectives"
+    for seed in range(3):
+        for name, backbone in (("knnn", 0.3 + seed / 10), ("contrastive", (0.15, 0.05, 0.2)[seed])):
+            probe = {("log_pt", "backbone"): backbone, ("log_pt", "random_init"): 0.1}
+            write_objective_run(sweep, f"{name}-tokens-causal-s{seed}", objective=name, seed=seed, ratio=0.5,
+                                probe=probe)  # fmt: skip
+        probe = {("log_pt", "backbone"): 0.35, ("log_pt", "random_init"): 0.1}
+        write_objective_run(sweep, f"supervised-tokens-causal-s{seed}", objective="supervised", seed=seed,
+                            ratio=0.3, probe=probe)  # fmt: skip
+    md = "\n".join(objectives_section(load_sweep(sweep), sweep))
+    assert "### Ranking by probes" in md
+    ranked = [ln for ln in md.splitlines() if ln[:4] in ("| 1 ", "| 2 ", "| 3 ")]
+    assert [r.split("|")[2].strip().split(" ")[0] for r in ranked] == ["knnn", "supervised", "contrastive"]
+    assert _row(md, "1 ")[3].startswith("0.400 (0.300 ± 0.100)")
+    assert (
+        "knnn (causal) beats its untrained network on log pT R²: yes, gain 0.300 ± 0.100 over 3 seeds" in md
+    )
+    assert "contrastive (causal) beats its untrained network on log pT R²: NO" in md
+    assert "supervised **uses labels** >= every self-supervised variant on log pT R² (0.350): NO, below " \
+           "knnn (causal)" in md  # fmt: skip
