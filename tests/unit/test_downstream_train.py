@@ -215,3 +215,43 @@ def test_adapter_lr_follows_the_pretraining_schedules(monkeypatch: pytest.Monkey
     monkeypatch.setattr(torch.optim.AdamW, "step", spy)
     train_adapter(build_run_model(cfg, 6), _split(8, 3), cfg)
     assert seen == pytest.approx([cfg.optimizer.lr * lr_at(s, cfg) for s in range(30)])
+
+
+@pytest.mark.parametrize("task", ["pid", "tracking"])
+def test_one_event_at_a_time_matches_the_padded_batch(task: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """On CPU the adapter runs event by event (attention then costs each event's own n^2, not the batch's
+    longest): the loss, its gradients and the predictions equal the padded batch's."""
+    import analysis.downstream.train as train
+
+    data = _split(5, seed=3)
+    assert len({f.shape[0] for f in data.features}) > 1  # the events differ in size, so padding occurs
+    cfg = _cfg(task, depth=1)
+    torch.manual_seed(0)
+    model = build_run_model(cfg, 6)
+    batch = make_batch(data, list(range(5)), task)
+    results = []
+    for one_at_a_time in (True, False):
+        monkeypatch.setattr(train, "per_event", lambda b, on=one_at_a_time: on)
+        model.zero_grad()
+        loss = train.batch_loss(model, batch, cfg, None)
+        loss.backward()
+        grads = [p.grad.clone() for p in model.parameters() if p.grad is not None]
+        results.append((loss.detach(), grads, predict(model, data, cfg)))
+        model.train()
+    (l1, g1, p1), (l2, g2, p2) = results
+    assert torch.allclose(l1, l2, rtol=1e-5, atol=1e-6)
+    assert len(g1) == len(g2) and all(
+        torch.allclose(a, b, rtol=1e-4, atol=1e-6) for a, b in zip(g1, g2, strict=True)
+    )
+    assert all(np.array_equal(a, b) for a, b in zip(p1, p2, strict=True))
+
+
+def test_per_event_only_on_cpu_batches_without_empty_events() -> None:
+    from analysis.downstream.train import Batch, per_event
+
+    valid = torch.tensor([[True, True, True], [True, False, False]])
+    batch = Batch(torch.zeros(2, 3, 6), valid, torch.zeros(2, 3, dtype=torch.int64))
+    assert per_event(batch)
+    batch.valid = torch.tensor([[True, True, True], [False, False, False]])  # an event without points
+    assert not per_event(batch)
+    assert not per_event(Batch(torch.zeros(1, 3, 6), valid[:1], torch.zeros(1, 3, dtype=torch.int64)))
