@@ -68,6 +68,13 @@ class Objective:
     uses_labels = False  # targets come from the truth labels (a supervised reference, not pretraining)
     uses_difficulty = True  # per-event difficulty weights (paper B.7) apply
     n_views = 1  # samples made of each event (contrastive: two augmented views)
+    metric_names: tuple[
+        str, ...
+    ] = ()  # figures of `metrics(pred, batch)`, logged as val_<name> by validation
+
+    def metrics(self, pred: torch.Tensor, batch: Any) -> dict[str, float]:
+        """Figures beside the loss (named in `metric_names`), each a mean over the batch's scored points."""
+        return {}
 
     def __init__(self, cfg: ObjectiveConfig) -> None:
         self.cfg = cfg

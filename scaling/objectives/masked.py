@@ -68,6 +68,10 @@ class MaskedPointObjective(Objective):
     def tokens(self) -> bool:
         return self.cfg.mpm_target in ("tokens", "vqvae")
 
+    @property
+    def metric_names(self) -> tuple[str, ...]:  # type: ignore[override]
+        return ("top1", "majority_rate", "perplexity") if self.tokens else ()
+
     coordinates: tuple[str, ...] = ()  # no per-coordinate ratios: the loss is one figure per point
 
     @property

@@ -38,9 +38,10 @@ def evaluate(model: Any, objective: Any, batches: list, predict_baselines: dict[
     own = validation_means(
         validation_sums(
             lambda b: model(b.features, b.seq_idx, **objective.model_inputs(b)), batches, objective
-        )
+        ),
+        tuple(objective.metric_names),
     )
-    return validation_row(own["loss"], own["coord_mse"], base, tuple(objective.coordinates))
+    return validation_row(own["loss"], own["coord_mse"], base, tuple(objective.coordinates), own["metrics"])
 
 
 def run_ratios(run_dir: Path, steps: list[int] | None = None) -> list[dict[str, Any]]:

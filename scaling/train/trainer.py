@@ -45,7 +45,13 @@ from scaling.train.progress import progress_line
 from scaling.train.schedule import apply_lr, group_lrs, lr_factor
 from scaling.train.signals import StopFlag
 from scaling.train.universal import UNIVERSAL, has_universal, resize_rank_state
-from scaling.train.validation import ratio_summary, validation_means, validation_row, validation_sums
+from scaling.train.validation import (
+    metric_sums,
+    ratio_summary,
+    validation_means,
+    validation_row,
+    validation_sums,
+)
 
 log = logging.getLogger(__name__)
 
@@ -332,6 +338,8 @@ class Trainer:
         n_max = int(self._sum([len(self.val)], torch.distributed.ReduceOp.MAX)[0])
         n_c = len(self.objective.coordinates)
         total, n, cnt, sq = 0.0, 0, 0.0, torch.zeros(n_c, dtype=torch.float64)
+        names = tuple(self.objective.metric_names)
+        msum = [0.0] * len(names)
         with torch.no_grad():
             for i in range(n_max):
                 if i < len(self.val):
@@ -341,14 +349,15 @@ class Trainer:
                     n += batch.n_events
                     s, c = self.objective.coordinate_errors(pred, batch.to(self.device).targets)
                     sq, cnt = sq + s.double().cpu(), cnt + float(c)
+                    msum = metric_sums(self.objective, names, pred.float(), batch.to(self.device), msum)
                 else:  # ZeRO-3 gathers weights collectively: keep the forward passes in step
                     self.engine(torch.zeros(1, 1, 4, device=self.device, dtype=torch.bfloat16 if self.bf16
                                             else torch.float32), None)  # fmt: skip
         self.engine.train()
-        out = self._sum([total, n, cnt, *sq.tolist()])
-        val = out[0] / out[1] if out[1] else float("nan")
-        coord = [v / out[2] if out[2] else float("nan") for v in out[3:]]
-        return validation_row(val, coord, self.val_baseline, self.objective.coordinates)
+        means = validation_means(self._sum([total, n, cnt, *sq.tolist(), *msum]), names)
+        return validation_row(
+            means["loss"], means["coord_mse"], self.val_baseline, self.objective.coordinates, means["metrics"]
+        )
 
     def _predict(self, batch: PackedBatch) -> torch.Tensor:
         batch = batch.to(self.device)

@@ -16,9 +16,12 @@ import torch
 
 
 def validation_sums(predict: Any, batches: list[Any], objective: Any) -> list[float]:
-    """[event-weighted loss sum, events, valid slots, squared error per coordinate...] of `predict` (packed
-    batch -> [T, out_dim]) over `batches`; sums, so ranks can add theirs before `validation_means`."""
+    """[event-weighted loss sum, events, valid slots, squared error per coordinate..., event-weighted sum of
+    each of the objective's `metric_names`...] of `predict` (packed batch -> [T, out_dim]) over `batches`;
+    sums, so ranks can add theirs before `validation_means`."""
     total, n, cnt, sq = 0.0, 0, 0.0, [0.0] * len(objective.coordinates)
+    names = tuple(getattr(objective, "metric_names", ()))
+    msum = [0.0] * len(names)
     with torch.no_grad():
         for batch in batches:
             pred = predict(batch).reshape(batch.n_tokens, -1).float()
@@ -26,29 +29,49 @@ def validation_sums(predict: Any, batches: list[Any], objective: Any) -> list[fl
             n += batch.n_events
             s, c = objective.coordinate_errors(pred, batch.targets)
             sq, cnt = [a + float(b) for a, b in zip(sq, s, strict=True)], cnt + float(c)
-    return [total, n, cnt, *sq]
+            msum = metric_sums(objective, names, pred, batch, msum)
+    return [total, n, cnt, *sq, *msum]
 
 
-def validation_means(sums: list[float]) -> dict[str, Any]:
-    """{"loss": event-weighted mean loss, "coord_mse": per-coordinate MSE} from `validation_sums`."""
-    total, n, cnt, *sq = sums
+def metric_sums(
+    objective: Any, names: tuple[str, ...], pred: Any, batch: Any, sums: list[float]
+) -> list[float]:
+    """`sums` plus this batch's objective metrics (`names`), weighted by its events."""
+    if not names:
+        return sums
+    figures = objective.metrics(pred, batch)
+    return [a + float(figures[k]) * batch.n_events for a, k in zip(sums, names, strict=True)]
+
+
+def validation_means(sums: list[float], metric_names: tuple[str, ...] = ()) -> dict[str, Any]:
+    """{"loss": event-weighted mean loss, "coord_mse": per-coordinate MSE, "metrics": {name: event-weighted
+    mean}} from `validation_sums` (the objective's `metric_names` are its last entries)."""
+    k = len(metric_names)
+    total, n, cnt, *rest = sums
+    sq, msum = (rest[:-k], rest[-k:]) if k else (rest, [])
     return {
         "loss": total / n if n else float("nan"),
         "coord_mse": [v / cnt if cnt else float("nan") for v in sq],
+        "metrics": {name: v / n if n else float("nan") for name, v in zip(metric_names, msum, strict=True)},
     }
 
 
 def validation_row(
-    val_loss: float, coord_mse: list[float], baseline: dict[str, dict[str, Any]], names: tuple[str, ...]
+    val_loss: float,
+    coord_mse: list[float],
+    baseline: dict[str, dict[str, Any]],
+    names: tuple[str, ...],
+    metrics: dict[str, float] | None = None,
 ) -> dict[str, Any]:
     """The validation figures of one evaluation: the loss, its ratio to each lookup baseline's loss on the
     same events (`val_loss_ratio` for the layer table, `val_loss_ratio_<name>` for the others) and the
-    per-coordinate MSE ratios to the layer table's. Near 1: the model learned no more than the table."""
+    per-coordinate MSE ratios to the layer table's. Near 1: the model learned no more than the table. The
+    objective's own figures (`metrics`, e.g. masked top-1 accuracy) are logged as val_<name>."""
 
     def ratio(a: float, b: float) -> float:
         return a / b if b > 0 and np.isfinite(a) else float("nan")
 
-    row: dict[str, Any] = {"val_loss": val_loss}
+    row: dict[str, Any] = {"val_loss": val_loss, **{f"val_{k}": v for k, v in (metrics or {}).items()}}
     first = next(iter(baseline), None)  # the objective's primary trivial predictor (layer for k-NNN)
     for name, base in baseline.items():
         row["val_loss_ratio" if name == first else f"val_loss_ratio_{name}"] = ratio(val_loss, base["loss"])

@@ -40,6 +40,12 @@ def test_objective_run_logs_its_ratio(tmp_path: Path, name: str, overrides: list
     if name == "mpm":  # the codebook is stored with the run
         assert np.asarray(table["marginal"]["codebook"]).shape == (32, 5)
     val = _val_rows(run)
+    if name == "mpm":  # masked top-1 accuracy, the most frequent token's rate and the codebook perplexity
+        for r in val:
+            assert 0 <= r["val_top1"] <= 1 and 0 < r["val_majority_rate"] <= 1, r
+            assert 1 <= r["val_perplexity"] <= 32, r
+    else:
+        assert all("val_top1" not in r for r in val)
     assert [r["step"] for r in val] == [5, 10]
     assert all(np.isfinite(r["val_loss_ratio"]) and r["val_loss_ratio"] > 0 for r in val)
     assert all("val_coord_ratio" not in r for r in val)
