@@ -154,10 +154,16 @@ def checks(runs: list[dict], metrics: dict[str, str]) -> list[str]:
             out.append(f"{task} {metrics[task]}: frozen - AdapterOnly at {b} labels = {diff:+.3f} "
                        f"(2 std = {spread:.3f}): {ok}")  # fmt: skip
         if len(gaps) > 1:
-            shrinks = gaps[-1][1] < gaps[0][1]
-            out.append(f"{task} {metrics[task]}: frozen - AdapterOnly {gaps[0][1]:+.3f} at {gaps[0][0]} -> "
-                       f"{gaps[-1][1]:+.3f} at {gaps[-1][0]} labels: the advantage "
-                       f"{'shrinks' if shrinks else 'does NOT shrink'}")  # fmt: skip
+            first, last = gaps[0][1], gaps[-1][1]
+            verdict = (
+                "no advantage to shrink (frozen is behind at the smallest budget)"
+                if first <= 0
+                else "the advantage shrinks"
+                if last < first
+                else "the advantage does NOT shrink"
+            )
+            out.append(f"{task} {metrics[task]}: frozen - AdapterOnly {first:+.3f} at {gaps[0][0]} -> "
+                       f"{last:+.3f} at {gaps[-1][0]} labels: {verdict}")  # fmt: skip
         for b in budgets:
             if (task, "finetune", b) in vals and (task, "scratch", b) in vals:
                 ft, sc = (np.nanmean(vals[(task, g, b)]) for g in ("finetune", "scratch"))
