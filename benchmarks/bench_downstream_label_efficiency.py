@@ -105,7 +105,7 @@ def write_spec(
         "config_class": "analysis.downstream.train.DownstreamConfig", "runs_dir": str(root),
         "base": {"dataset": str(dataset), "train_split": "train", "eval_split": args.eval_split,
                  "n_eval_events": args.n_eval, "cache_dir": str(root / "downstream" / "feature-cache"),
-                 "device": "cpu", "adapter": ADAPTER,
+                 "device": "cpu", "adapter": ADAPTER, "layers": args.layers,
                  "optimizer": {"lr": 2.0e-3}, "schedule": {"warmup_steps": 10},
                  "budget": {"steps": mode["steps"], "batch_events": 8}},
         "axes": {"backbone": [str(b) for b in backbones], "regime": mode["regimes"],
@@ -223,6 +223,9 @@ def main() -> int:
     parser.add_argument("--tasks", default="", help="comma-separated tasks (default: the mode's)")
     parser.add_argument("--regimes", default="", help="comma-separated regimes (default: all four)")
     parser.add_argument("--steps", type=int, default=0, help="adapter steps (default: the mode's)")
+    parser.add_argument(
+        "--layers", default="last", help="backbone layers the adapters read (a labelled variant)"
+    )
     parser.add_argument(
         "--with", dest="also", default="", help="runs folders of earlier calls to include in the size checks"
     )
