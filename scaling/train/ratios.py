@@ -37,7 +37,7 @@ def evaluate(model: Any, objective: Any, batches: list, predict_baselines: dict[
     }
     own = validation_means(
         validation_sums(
-            lambda b: model(b.features, b.seq_idx, **objective.model_inputs(b)), batches, objective
+            lambda b: model(b.features, b.seq_idx, **objective.model_inputs(b)), batches, objective, True
         ),
         tuple(objective.metric_names),
     )

@@ -343,13 +343,13 @@ class Trainer:
         with torch.no_grad():
             for i in range(n_max):
                 if i < len(self.val):
-                    batch = self.val[i]
+                    batch = self.val[i].to(self.device)
                     pred = self._predict(batch)
-                    total += float(self.objective.loss(pred, batch.to(self.device))) * batch.n_events
+                    total += float(self.objective.loss(pred, batch)) * batch.n_events
                     n += batch.n_events
-                    s, c = self.objective.coordinate_errors(pred, batch.to(self.device).targets)
+                    s, c = self.objective.coordinate_errors(pred, batch.targets)
                     sq, cnt = sq + s.double().cpu(), cnt + float(c)
-                    msum = metric_sums(self.objective, names, pred.float(), batch.to(self.device), msum)
+                    msum = metric_sums(self.objective, names, pred.float(), batch, msum)
                 else:  # ZeRO-3 gathers weights collectively: keep the forward passes in step
                     self.engine(torch.zeros(1, 1, 4, device=self.device, dtype=torch.bfloat16 if self.bf16
                                             else torch.float32), None)  # fmt: skip

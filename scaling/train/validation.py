@@ -15,12 +15,13 @@ import numpy as np
 import torch
 
 
-def validation_sums(predict: Any, batches: list[Any], objective: Any) -> list[float]:
+def validation_sums(predict: Any, batches: list[Any], objective: Any, metrics: bool = False) -> list[float]:
     """[event-weighted loss sum, events, valid slots, squared error per coordinate..., event-weighted sum of
-    each of the objective's `metric_names`...] of `predict` (packed batch -> [T, out_dim]) over `batches`;
-    sums, so ranks can add theirs before `validation_means`."""
+    each of the objective's `metric_names` when `metrics`...] of `predict` (packed batch -> [T, out_dim]) over
+    `batches`; sums, so ranks can add theirs before `validation_means` (given the same names). Baseline
+    predictors are evaluated without metrics: their layout stays loss, events, slots, coordinates."""
     total, n, cnt, sq = 0.0, 0, 0.0, [0.0] * len(objective.coordinates)
-    names = tuple(getattr(objective, "metric_names", ()))
+    names = tuple(objective.metric_names) if metrics else ()
     msum = [0.0] * len(names)
     with torch.no_grad():
         for batch in batches:
