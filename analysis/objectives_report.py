@@ -11,7 +11,9 @@ Columns, each the mean ± the sample standard deviation (n − 1) over seeds:
 - downstream adapters found below the sweep folder (sweeps/objectives_downstream.yaml and its reference):
   one table per task, a column per regime and label budget, AdapterOnly as the no-pretraining row.
 The supervised objective uses labels in pretraining: its rows say so. Where an objective ran at several
-widths, a table of the ratio against width follows; else one line says there is one width.
+widths, a table of the ratio against width follows; else one line says there is one width. Pretraining runs of
+sweeps nested in the sweep folder (sweeps/objectives_width16.yaml writes runs/objectives/width16/) join the
+comparison, named `<sub-sweep>/<run>`: that is how a second width enters without renaming the first.
 
     >>> lines = objectives_section(load_sweep(Path("runs/objectives")), Path("runs/objectives"))
 """
@@ -75,6 +77,7 @@ class ObjectiveRun:
     """One completed pretraining run of the comparison."""
 
     name: str
+    folder: Path
     variant: Variant
     width: int | None
     seed: int
@@ -117,8 +120,40 @@ def _read(path: Path, kind: str) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
+def nested_sweeps(sweep_dir: Path) -> list[tuple[Path, Sweep]]:
+    """Sub-folders of the sweep folder that are sweeps of pretraining runs themselves (completed runs with an
+    `objective` in config.yaml): a second width of the comparison. Downstream sweeps (no completed pretraining
+    run) and caches (no run folders) are not."""
+    from analysis.runs import RUN_MARKERS, load_sweep
+
+    out = []
+    for sub in sorted(p for p in Path(sweep_dir).iterdir() if p.is_dir()):
+        if any((sub / m).exists() for m in (*RUN_MARKERS, SHARED)):
+            continue  # a run of this sweep
+        try:
+            nested = load_sweep(sub)
+        except (OSError, ValueError):
+            continue
+        nested.completed = [
+            r for r in nested.completed if "objective" in _read(_folder(sub, r.name) / "config.yaml", "yaml")
+        ]
+        if nested.completed:
+            out.append((sub, nested))
+    return out
+
+
 def read_objective_runs(sweep: Sweep, sweep_dir: Path) -> list[ObjectiveRun]:
-    """The sweep's completed runs with their variant, seed, final ratio, label use and probe.json."""
+    """The sweep's completed runs, and those of its nested pretraining sweeps (`<sub>/<run>`), with their
+    variant, seed, final ratio, label use and probe.json."""
+    nested = [(sub, s, f"{sub.name}/") for sub, s in nested_sweeps(sweep_dir)]
+    sources = [(Path(sweep_dir), sweep, ""), *nested]
+    runs = []
+    for where, source, prefix in sources:
+        runs += _objective_runs(source, where, prefix)
+    return runs
+
+
+def _objective_runs(sweep: Sweep, sweep_dir: Path, prefix: str) -> list[ObjectiveRun]:
     runs = []
     for rec in sweep.completed:
         folder = _folder(Path(sweep_dir), rec.name)
@@ -127,7 +162,8 @@ def read_objective_runs(sweep: Sweep, sweep_dir: Path) -> list[ObjectiveRun]:
         variant = variant_of(cfg)
         runs.append(
             ObjectiveRun(
-                name=rec.name,
+                name=prefix + rec.name,
+                folder=folder,
                 variant=variant,
                 width=rec.width,
                 seed=int(cfg.get("seed", 0)),
@@ -213,11 +249,11 @@ def _gains(members: list[ObjectiveRun], column: tuple[str, str, str, str]) -> li
     return out
 
 
-def ranking_section(runs: list[ObjectiveRun]) -> list[str]:
+def ranking_section(runs: list[ObjectiveRun], width: int | None = None) -> list[str]:
     """The variants ranked by their probes, and the comparison's checks with their numbers: every
     self-supervised variant beats its untrained network (the gain is positive in every seed), and the
     supervised reference (full labels) scores at least as high as each self-supervised variant. [] without
-    probes."""
+    probes. With `width`, the heading names it (one ranking per width: sizes are not ranked together)."""
     groups = {key: m for key, m in _groups(runs).items() if any(r.probe for r in m)}
     columns = [c for c in PROBE_COLUMNS
                if any(math.isfinite(_probe_value(r.probe, *c[:3], "backbone")) for m in groups.values()
@@ -272,7 +308,7 @@ def ranking_section(runs: list[ObjectiveRun]) -> list[str]:
                 f"({score[sup][i]:.3f}): {verdict}"
             )
     return [
-        "### Ranking by probes",
+        "### Ranking by probes" + (f", width {width}" if width is not None else ""),
         "",
         "Variants ordered by their mean rank over the probe columns (rank 1: the highest mean over seeds). "
         "Each cell: the frozen backbone's probe, mean over seeds, and in brackets its gain over the same "
@@ -298,16 +334,53 @@ def size_section(runs: list[ObjectiveRun]) -> str:
         return (f"Loss ratio against model size: every objective ran at one width ({shown}) in this sweep, "
                 "so there is no size trend to show.")  # fmt: skip
     columns = sorted({w for by_width in widths.values() for w in by_width})
+    lo, hi = columns[0], columns[-1]
     lines = [
-        "val_loss_ratio against model width per objective (mean ± std over seeds):",
+        "val_loss_ratio against model width per objective (mean ± std over seeds; the change from width "
+        f"{lo} to {hi} with its standard error, sqrt(s²/n) of each width added in quadrature; negative: the "
+        "larger model gets further beyond its objective's trivial predictor):",
         "",
-        "| objective | direction | " + " | ".join(f"width {w}" for w in columns) + " |",
-        "|" + " --- |" * (len(columns) + 2),
+        "| objective | direction | " + " | ".join(f"width {w}" for w in columns) + f" | change {lo} → {hi} |",
+        "|" + " --- |" * (len(columns) + 3),
     ]
+    changes: dict[Variant, tuple[float, float]] = {}
     for variant in sorted(widths, key=lambda v: v.order):
         cells = [fmt_mean_std(widths[variant][w]) if w in widths[variant] else "–" for w in columns]
-        lines.append("| " + " | ".join([*_row_cells(variant, members[variant]), *cells]) + " |")
+        change = "–"
+        if lo in widths[variant] and hi in widths[variant]:
+            (m0, s0, n0), (m1, s1, n1) = mean_std(widths[variant][lo]), mean_std(widths[variant][hi])
+            err = math.sqrt(sum((sd**2 / n) if n > 1 else math.nan for sd, n in ((s0, n0), (s1, n1))))
+            changes[variant] = (m1 - m0, err)
+            change = f"{m1 - m0:+.3f} ± {err:.3f}" if math.isfinite(err) else f"{m1 - m0:+.3f}"
+        lines.append("| " + " | ".join([*_row_cells(variant, members[variant]), *cells, change]) + " |")
+    if changes:
+        best = min(changes, key=lambda v: changes[v][0])
+        d, err = changes[best]
+        resolved = math.isfinite(err) and abs(d) > 2 * err
+        lines += ["", f"Largest fall of the ratio from width {lo} to {hi}: {best.label} ({best.direction}), "
+                  f"{d:+.3f}" + (f" ± {err:.3f}" if math.isfinite(err) else "")
+                  + ("" if resolved else " (within 2 standard errors of no change)") + ". The ratio is each "
+                  "objective's own loss over its own trivial predictor's, so this compares how far each "
+                  "objective moves with size, not which representation is better; the probes per width "
+                  "above do that."]  # fmt: skip
     return "\n".join(lines)
+
+
+def backbone_run(backbone: str, runs: list[ObjectiveRun]) -> ObjectiveRun | None:
+    """The pretraining run a downstream run's `backbone` path names: the same folder, else the run whose
+    name (`<sub>/<run>` for a nested sweep) is the longest tail of the path, so that
+    `runs/objectives/width16/knnn-s0` is the width-16 run and not the top-level `knnn-s0`."""
+    path = Path(backbone)
+    try:
+        resolved = path.resolve()
+        for run in runs:
+            if run.folder.resolve() == resolved:
+                return run
+    except OSError:
+        pass
+    tails = [(len(parts), run) for run in runs
+             if path.parts[-len(parts := tuple(run.name.split("/"))):] == parts]  # fmt: skip
+    return max(tails, key=lambda t: t[0])[1] if tails else None
 
 
 def downstream_tables(runs: list[ObjectiveRun], sweep_dir: Path) -> list[str]:
@@ -315,7 +388,6 @@ def downstream_tables(runs: list[ObjectiveRun], sweep_dir: Path) -> list[str]:
     budget. Downstream runs are every metrics.json below the sweep folder (`analysis.downstream.report`)."""
     from analysis.downstream.report import REGIME_LABEL, collect_runs
 
-    by_name = {r.name: r for r in runs}
     rows = collect_runs(Path(sweep_dir))
     # the default variant of each regime only (layers=last, standardised inputs): others are separate studies
     rows = [r for r in rows if r["variant"] == REGIME_LABEL.get(r.get("regime"), None)]
@@ -325,8 +397,7 @@ def downstream_tables(runs: list[ObjectiveRun], sweep_dir: Path) -> list[str]:
         for r in (r for r in rows if r["task"] == task):
             if r["regime"] == ADAPTER_ONLY:
                 key: Any = NO_PRETRAINING
-            elif Path(str(r["backbone"])).name in by_name:
-                run = by_name[Path(str(r["backbone"])).name]
+            elif (run := backbone_run(str(r["backbone"]), runs)) is not None:
                 key = (run.variant, run.width)
             else:
                 unknown.add(Path(str(r["backbone"])).name)
@@ -390,8 +461,14 @@ def objectives_section(sweep: Sweep, sweep_dir: Path) -> list[str]:
                    f"seed ({names}): they differ in other keys._", ""]  # fmt: skip
     if not any(r.probe for r in runs):
         md += ["_No probe.json yet: `python -m analysis.probe <sweep folder>` fills the probe columns._", ""]
-    ranking = ranking_section(runs)
-    md += [*ranking, *([""] if ranking else []), size_section(runs), ""]
+    if _several_widths(runs):
+        for w in sorted({r.width for r in runs if r.width is not None}, reverse=True):
+            ranking = ranking_section([r for r in runs if r.width == w], width=w)
+            md += [*ranking, *([""] if ranking else [])]
+    else:
+        ranking = ranking_section(runs)
+        md += [*ranking, *([""] if ranking else [])]
+    md += [size_section(runs), ""]
     try:
         tables = downstream_tables(runs, Path(sweep_dir))
     except (OSError, ValueError, KeyError, TypeError) as err:

@@ -60,7 +60,7 @@ def test_every_backbone_both_regimes_every_task_two_budgets_at_its_own_seed(tmp_
     assert len(plans) == 21 * 2 * 3 * 2 == 252
     assert {p.values["regime"] for p in plans} == {"frozen", "finetune"}
     assert {p.values["task"] for p in plans} == {"pid", "noise", "tracking"}
-    assert {p.values["n_train_events"] for p in plans} == {100, 1000}
+    assert {p.values["n_train_events"] for p in plans} == {25, 800}
     assert {Path(p.values["backbone"]).name for p in plans} == set(names)
     for plan in plans:
         cfg = resolve_config(plan, str(path))
@@ -69,7 +69,7 @@ def test_every_backbone_both_regimes_every_task_two_budgets_at_its_own_seed(tmp_
         assert cfg.dataset == "data/cpu_study" and cfg.train_split == "train" and cfg.eval_split == "test"
         assert cfg.layers == "last" and cfg.standardize
         assert cfg.adapter.loss == ("weighted_ce" if cfg.task in ("pid", "noise") else "ce"), plan.name
-    assert "tracking-supervised-tokens-causal-s2-finetune-1000" in {p.name for p in plans}
+    assert "tracking-supervised-tokens-causal-s2-finetune-800" in {p.name for p in plans}
 
 
 def test_adapter_only_reference_three_seeds_same_budgets(tmp_path: Path) -> None:
@@ -80,7 +80,7 @@ def test_adapter_only_reference_three_seeds_same_budgets(tmp_path: Path) -> None
     assert len(plans) == 3 * 3 * 2
     cfgs = [resolve_config(p, str(path)) for p in plans]
     assert {(c.seed, c.task, c.n_train_events) for c in cfgs} == {
-        (s, t, b) for s in range(3) for t in ("pid", "noise", "tracking") for b in (100, 1000)
+        (s, t, b) for s in range(3) for t in ("pid", "noise", "tracking") for b in (25, 800)
     }
     assert all(c.regime == "adapter_only" for c in cfgs)
     # each seed reads a k-NNN backbone of the same seed for its width and input options only: one that exists
@@ -93,7 +93,7 @@ def test_dry_run_lists_every_run(tmp_path: Path, capsys) -> None:
     path = _spec_here(tmp_path, "objectives_downstream.yaml", folder)
     assert cli.main([str(path), "--dry-run"]) == 0
     out = capsys.readouterr().out
-    assert "252 runs" in out and "pid-knnn-tokens-causal-s0-frozen-100" in out
+    assert "252 runs" in out and "pid-knnn-tokens-causal-s0-frozen-25" in out
 
 
 def test_objectives_sweep_probes_before_its_report() -> None:

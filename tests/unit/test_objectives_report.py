@@ -104,10 +104,41 @@ def test_one_width_is_said_in_one_line_several_give_a_table(sweep_dir: Path) -> 
     assert "one width" not in "\n".join(md)
     assert _header(md, "objective")[:4] == ["objective", "direction", "width", "seeds"]
     size_head = [ln for ln in md if ln.startswith("| objective | direction | width 64")]
-    assert size_head == ["| objective | direction | width 64 | width 128 |"]
-    assert _row(md, "knnn | causal | 0.900")[2:] == ["0.900 ± 0.100", "0.700 ± 0.141"]
-    assert _row(md, "mpm (tokens) | bidirectional | 0.600")[3] == "–"  # mpm never ran at 128
+    assert size_head == ["| objective | direction | width 64 | width 128 | change 64 → 128 |"]
+    # the change: 0.7 - 0.9, standard error sqrt(0.1²/3 + 0.1414²/2) = 0.115
+    assert _row(md, "knnn | causal | 0.900")[2:] == ["0.900 ± 0.100", "0.700 ± 0.141", "-0.200 ± 0.115"]
+    assert _row(md, "mpm (tokens) | bidirectional | 0.600")[3:] == ["–", "–"]  # mpm never ran at 128
     assert _row(md, "supervised **uses labels** | causal | 0.300")[3] == "–"
+    assert ("Largest fall of the ratio from width 64 to 128: knnn (causal), -0.200 ± 0.115 (within 2 "
+            "standard errors of no change)") in "\n".join(md)  # fmt: skip
+
+
+def test_a_nested_pretraining_sweep_is_a_second_width_with_its_own_downstream_rows(sweep_dir: Path) -> None:
+    """runs/objectives/width16/ (sweeps/objectives_width16.yaml) joins the comparison: its runs form rows of
+    their own width, the size table shows both widths, each width gets its own ranking, and a downstream run
+    on runs/objectives/width16/knnn-tokens-causal-s0 counts for width 16, not for the top-level run of the
+    same name."""
+    nested = sweep_dir / "width16"
+    for seed, ratio in ((0, 0.95), (1, 0.97), (2, 0.99)):
+        probe = {("log_pt", "backbone"): 0.1, ("log_pt", "random_init"): 0.05}
+        write_objective_run(nested, f"knnn-tokens-causal-s{seed}", objective="knnn", seed=seed, ratio=ratio,
+                            width=16, probe=probe)  # fmt: skip
+    write_objective_run(nested, "supervised-tokens-causal-s0", objective="supervised", seed=0, ratio=0.4,
+                        width=16, probe={("log_pt", "backbone"): 0.3})  # fmt: skip
+    for seed in range(3):  # downstream on the nested backbones only
+        write_downstream_run(sweep_dir / "downstream" / f"pid-w16-knnn-s{seed}", backbone=str(nested /
+                             f"knnn-tokens-causal-s{seed}"), task="pid", regime="frozen", n_train_events=25,
+                             seed=seed, value=0.4 + seed / 10)  # fmt: skip
+    md = "\n".join(objectives_section(load_sweep(sweep_dir), sweep_dir))
+    lines = md.splitlines()
+    assert _row(lines, "knnn, width 16 | causal | 3 |")[3:] == ["0.500 ± 0.100"]  # pid, frozen, 25 events
+    assert not [ln for ln in lines if ln.startswith("| knnn, width 64 | causal |")]  # no width-64 runs
+    assert _row(lines, "knnn | causal | 16")[3:5] == ["3", "0.970 ± 0.020"]
+    assert "| objective | direction | width 16 | width 64 | change 16 → 64 |" in lines
+    assert _row(lines, "knnn | causal | 0.970")[4] == "-0.070 ± 0.059"  # 0.90 - 0.97, sqrt(0.02²/3 + 0.1²/3)
+    assert "### Ranking by probes, width 64" in lines and "### Ranking by probes, width 16" in lines
+    # the top-level report reads the nested sweep too, and load_sweep does not take it for a run
+    assert "width16" not in {r.name for r in load_sweep(sweep_dir).all_runs}
 
 
 def test_downstream_columns_per_task_regime_and_budget_with_adapter_only_row(sweep_dir: Path) -> None:
