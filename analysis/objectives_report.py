@@ -359,7 +359,8 @@ def size_section(runs: list[ObjectiveRun]) -> str:
         resolved = math.isfinite(err) and abs(d) > 2 * err
         lines += ["", f"Largest fall of the ratio from width {lo} to {hi}: {best.label} ({best.direction}), "
                   f"{d:+.3f}" + (f" ± {err:.3f}" if math.isfinite(err) else "")
-                  + ("" if resolved else " (within 2 standard errors of no change)") + ". The ratio is each "
+                  + ("" if resolved else " (within 2 standard errors of no change)" if math.isfinite(err)
+                     else " (one seed at a width: no standard error)") + ". The ratio is each "
                   "objective's own loss over its own trivial predictor's, so this compares how far each "
                   "objective moves with size, not which representation is better; the probes per width "
                   "above do that."]  # fmt: skip

@@ -136,6 +136,8 @@ def test_a_nested_pretraining_sweep_is_a_second_width_with_its_own_downstream_ro
     assert _row(lines, "knnn | causal | 16")[3:5] == ["3", "0.970 ± 0.020"]
     assert "| objective | direction | width 16 | width 64 | change 16 → 64 |" in lines
     assert _row(lines, "knnn | causal | 0.970")[4] == "-0.070 ± 0.059"  # 0.90 - 0.97, sqrt(0.02²/3 + 0.1²/3)
+    fall = "Largest fall of the ratio from width 16 to 64: supervised (causal), -0.100 (one seed at a width"
+    assert fall + ": no standard error)" in md
     assert "### Ranking by probes, width 64" in lines and "### Ranking by probes, width 16" in lines
     # the top-level report reads the nested sweep too, and load_sweep does not take it for a run
     assert "width16" not in {r.name for r in load_sweep(sweep_dir).all_runs}
