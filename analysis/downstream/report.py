@@ -22,6 +22,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+import yaml  # noqa: E402
 
 from analysis.downstream.display import display_run  # noqa: E402
 
@@ -282,14 +283,44 @@ def per_class_table(runs: list[dict[str, Any]], task: str) -> str | None:
     )
 
 
+def backbone_objective(row: dict[str, Any]) -> str:
+    """The pretraining variant of a run's backbone (objective, MPM target, direction), "" for AdapterOnly or
+    an unreadable config: the size figures compare backbones of one objective only."""
+    if row["backbone"] == ADAPTER_ONLY:
+        return ""
+    from analysis.objectives_report import variant_of
+
+    try:
+        cfg = yaml.safe_load((Path(row["backbone"]) / "config.yaml").read_text())
+    except (OSError, ValueError, yaml.YAMLError):
+        return ""
+    v = variant_of(cfg if isinstance(cfg, dict) else {})
+    return f"{v.label} ({v.direction})"
+
+
+def one_objective(runs: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], str | None]:
+    """Where the backbones differ in pretraining objective (the objective comparison), the runs on k-NNN
+    backbones (else the first objective's) and AdapterOnly, with a note; else the runs unchanged."""
+    kinds = {b: backbone_objective(r) for b, r in {r["backbone"]: r for r in runs}.items()}
+    objectives = sorted({k for k in kinds.values() if k})
+    if len(objectives) < 2:
+        return runs, None
+    keep = next((o for o in objectives if o.startswith("knnn ")), objectives[0])
+    note = (f"_Backbones of {len(objectives)} pretraining objectives: the figures and tables of this section "
+            f"use the {keep} backbones (and AdapterOnly) only, so that size means size; the objectives are "
+            "compared per task in \"Objectives compared\"._\n")  # fmt: skip
+    return [r for r in runs if kinds[r["backbone"]] in ("", keep)], note
+
+
 def report_sections(sweep_dir: Path, out_dir: Path) -> list[str]:
     """Markdown blocks (figures written into `out_dir`) for the study report; [] without downstream runs."""
-    runs = collect_runs(Path(sweep_dir))
+    runs, note = one_objective(collect_runs(Path(sweep_dir)))
     if not runs:
         return []
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    blocks = [b for b in (figure_vs_backbone(runs, out_dir), figure_vs_labels(runs, out_dir)) if b]
+    blocks = [note] if note else []
+    blocks += [b for b in (figure_vs_backbone(runs, out_dir), figure_vs_labels(runs, out_dir)) if b]
     blocks += [b for b in (ratio_table(runs),) if b]
     blocks += [b for b in (per_class_table(runs, "pid"), per_class_table(runs, "noise")) if b]
     tracking = [r for r in runs if r["task"] == "tracking" and r["variant"] == REGIME_LABEL["frozen"]]

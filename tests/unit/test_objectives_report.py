@@ -258,3 +258,24 @@ def test_ranking_and_checks_say_which_claims_hold(tmp_path: Path) -> None:
     assert "contrastive (causal) beats its untrained network on log pT R²: NO" in md
     assert "supervised **uses labels** >= every self-supervised variant on log pT R² (0.350): NO, below " \
            "knnn (causal)" in md  # fmt: skip
+
+
+def test_downstream_size_sections_keep_to_one_objective(sweep_dir: Path, tmp_path: Path) -> None:
+    """The generic downstream section picks 'the largest backbone' and draws metric against size; over
+    backbones of several objectives that would compare objectives as if they were sizes. It keeps to the
+    k-NNN backbones (and AdapterOnly) and says so; one objective leaves it unchanged."""
+    from analysis.downstream.report import report_sections
+
+    down = sweep_dir / "downstream"
+    # the supervised backbone is the larger one: unfiltered, "the largest backbone" would be it
+    write_objective_run(sweep_dir, "supervised-w128-s0", objective="supervised", seed=0, ratio=0.3, width=128)
+    for name, value in (("knnn-tokens-causal-s0", 0.3), ("supervised-w128-s0", 0.6)):
+        write_downstream_run(down / f"noise-{name}", backbone=str(sweep_dir / name), task="noise",
+                             regime="frozen", n_train_events=100, seed=0, value=value)  # fmt: skip
+    blocks = "\n".join(report_sections(sweep_dir, tmp_path / "out"))
+    assert "Backbones of 2 pretraining objectives" in blocks and "use the knnn (causal) backbones" in blocks
+    assert "| 100 | 0.500 ± 0.000 (n=1) |" in blocks  # knnn's accuracy (value + 0.2), not supervised's 0.800
+    assert "0.800" not in blocks
+    (down / "noise-supervised-w128-s0" / "metrics.json").unlink()
+    blocks = "\n".join(report_sections(sweep_dir, tmp_path / "out2"))
+    assert "pretraining objectives" not in blocks and "| 100 | 0.500 ± 0.000 (n=1) |" in blocks
