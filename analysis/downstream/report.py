@@ -288,14 +288,15 @@ def backbone_objective(row: dict[str, Any]) -> str:
     an unreadable config: the size figures compare backbones of one objective only."""
     if row["backbone"] == ADAPTER_ONLY:
         return ""
-    from analysis.objectives_report import variant_of
-
     try:
         cfg = yaml.safe_load((Path(row["backbone"]) / "config.yaml").read_text())
     except (OSError, ValueError, yaml.YAMLError):
         return ""
-    v = variant_of(cfg if isinstance(cfg, dict) else {})
-    return f"{v.label} ({v.direction})"
+    cfg = cfg if isinstance(cfg, dict) else {}
+    objective, model = cfg.get("objective") or {}, cfg.get("model") or {}
+    name = str(objective.get("name", "knnn"))  # the defaults of scaling/train's config
+    target = f" {objective.get('mpm_target', 'tokens')}" if name == "mpm" else ""
+    return f"{name}{target} ({model.get('direction', 'causal')})"
 
 
 def one_objective(runs: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], str | None]:
