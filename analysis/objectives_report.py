@@ -32,11 +32,10 @@ import numpy as np
 import yaml
 
 from analysis.probe.report import PROBE_FILE
-from analysis.runs import Sweep
+from analysis.runs import RUN_MARKERS, Sweep, Variant, load_sweep, variant_of
 from scaling.rundir import SHARED
 
 log = logging.getLogger(__name__)
-OBJECTIVE_ORDER = ("knnn", "next_token", "mpm", "contrastive", "supervised")
 # (probe target, point subset, metric, column label): the main targets of analysis/probe/targets.py
 PROBE_COLUMNS = (
     ("log_pt", "non_noise", "r2", "log pT R²"),
@@ -52,26 +51,6 @@ USES_LABELS = "**uses labels**"
 NO_PRETRAINING = "no pretraining (AdapterOnly)"
 
 
-@dataclass(frozen=True)
-class Variant:
-    """What distinguishes one objective row from another."""
-
-    objective: str
-    mpm_target: str = ""  # mpm only
-    direction: str = "causal"
-    merge: str = ""  # a bidirectional model's merge, when not the default add
-
-    @property
-    def label(self) -> str:
-        extra = [x for x in (self.mpm_target, self.merge and f"merge {self.merge}") if x]
-        return self.objective + (f" ({', '.join(extra)})" if extra else "")
-
-    @property
-    def order(self) -> tuple:
-        rank = OBJECTIVE_ORDER.index(self.objective) if self.objective in OBJECTIVE_ORDER else 99
-        return rank, self.objective, self.direction != "causal", self.mpm_target, self.merge
-
-
 @dataclass(kw_only=True)
 class ObjectiveRun:
     """One completed pretraining run of the comparison."""
@@ -84,20 +63,6 @@ class ObjectiveRun:
     ratio: float
     uses_labels: bool
     probe: dict[str, Any] | None
-
-
-def variant_of(cfg: dict[str, Any]) -> Variant:
-    """The variant of a run config tree (defaults where a key is absent: knnn, tokens, causal, add)."""
-    objective, model = cfg.get("objective") or {}, cfg.get("model") or {}
-    name = str(objective.get("name", "knnn"))
-    direction = str(model.get("direction", "causal"))
-    merge = str(model.get("merge", "add"))
-    return Variant(
-        objective=name,
-        mpm_target=str(objective.get("mpm_target", "tokens")) if name == "mpm" else "",
-        direction=direction,
-        merge=merge if direction == "bidirectional" and merge != "add" else "",
-    )
 
 
 def _folder(sweep_dir: Path, name: str) -> Path:
@@ -124,8 +89,6 @@ def nested_sweeps(sweep_dir: Path) -> list[tuple[Path, Sweep]]:
     """Sub-folders of the sweep folder that are sweeps of pretraining runs themselves (completed runs with an
     `objective` in config.yaml): a second width of the comparison. Downstream sweeps (no completed pretraining
     run) and caches (no run folders) are not."""
-    from analysis.runs import RUN_MARKERS, load_sweep
-
     out = []
     for sub in sorted(p for p in Path(sweep_dir).iterdir() if p.is_dir()):
         if any((sub / m).exists() for m in (*RUN_MARKERS, SHARED)):

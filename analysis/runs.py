@@ -463,3 +463,40 @@ def load_sources(sources: list[Path]) -> Sweep:
         merged.excluded += [(f"{sweep.name}/{n}", r) for n, r in sweep.excluded]
         merged.notes += sweep.notes
     return merged
+
+
+OBJECTIVE_ORDER = ("knnn", "next_token", "mpm", "contrastive", "supervised")
+
+
+@dataclass(frozen=True)
+class Variant:
+    """What distinguishes one objective row from another."""
+
+    objective: str
+    mpm_target: str = ""  # mpm only
+    direction: str = "causal"
+    merge: str = ""  # a bidirectional model's merge, when not the default add
+
+    @property
+    def label(self) -> str:
+        extra = [x for x in (self.mpm_target, self.merge and f"merge {self.merge}") if x]
+        return self.objective + (f" ({', '.join(extra)})" if extra else "")
+
+    @property
+    def order(self) -> tuple:
+        rank = OBJECTIVE_ORDER.index(self.objective) if self.objective in OBJECTIVE_ORDER else 99
+        return rank, self.objective, self.direction != "causal", self.mpm_target, self.merge
+
+
+def variant_of(cfg: dict[str, Any]) -> Variant:
+    """The variant of a run config tree (defaults where a key is absent: knnn, tokens, causal, add)."""
+    objective, model = cfg.get("objective") or {}, cfg.get("model") or {}
+    name = str(objective.get("name", "knnn"))
+    direction = str(model.get("direction", "causal"))
+    merge = str(model.get("merge", "add"))
+    return Variant(
+        objective=name,
+        mpm_target=str(objective.get("mpm_target", "tokens")) if name == "mpm" else "",
+        direction=direction,
+        merge=merge if direction == "bidirectional" and merge != "add" else "",
+    )

@@ -25,6 +25,7 @@ import numpy as np  # noqa: E402
 import yaml  # noqa: E402
 
 from analysis.downstream.display import display_run  # noqa: E402
+from analysis.runs import variant_of  # noqa: E402
 
 log = logging.getLogger(__name__)
 HEADLINE = {"pid": "accuracy", "noise": "accuracy", "tracking": "ari_pooled"}
@@ -292,11 +293,8 @@ def backbone_objective(row: dict[str, Any]) -> str:
         cfg = yaml.safe_load((Path(row["backbone"]) / "config.yaml").read_text())
     except (OSError, ValueError, yaml.YAMLError):
         return ""
-    cfg = cfg if isinstance(cfg, dict) else {}
-    objective, model = cfg.get("objective") or {}, cfg.get("model") or {}
-    name = str(objective.get("name", "knnn"))  # the defaults of scaling/train's config
-    target = f" {objective.get('mpm_target', 'tokens')}" if name == "mpm" else ""
-    return f"{name}{target} ({model.get('direction', 'causal')})"
+    v = variant_of(cfg if isinstance(cfg, dict) else {})
+    return f"{v.label} ({v.direction})"
 
 
 def one_objective(runs: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], str | None]:
